@@ -1,0 +1,44 @@
+# husk — see README.md. `make demo` and `make test` set up everything they need.
+CARGO ?= cargo
+RUNC ?= /usr/sbin/runc
+PREFIX ?= /usr/local
+
+.PHONY: all deps build release demo test test-unit test-integration test-runc lint install clean
+
+all: build
+
+deps:
+	@sh hack/deps.sh
+
+build: deps
+	$(CARGO) build
+
+release: deps
+	$(CARGO) build --release
+
+# Runs a real busybox container (needs root).
+demo: release
+	sh hack/demo.sh target/release/husk
+
+# Unit tests, then the integration suite against husk, then the same suite against runc
+# (proving the tests encode runc's behaviour). Needs root.
+test: build test-unit test-integration test-runc
+
+test-unit:
+	$(CARGO) test --bin husk -- --test-threads=2
+
+test-integration:
+	$(CARGO) test -p integration-tests -- --test-threads=2
+
+test-runc:
+	HUSK=$(RUNC) $(CARGO) test -p integration-tests -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+install: release
+	install -D -m 0755 target/release/husk $(DESTDIR)$(PREFIX)/bin/husk
+
+clean:
+	$(CARGO) clean

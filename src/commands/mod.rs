@@ -1,0 +1,72 @@
+//! One file per subcommand. `dispatch` resolves the global options and calls it.
+
+mod create;
+mod delete;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Result};
+
+/// The global options every command sees.
+pub struct Ctx {
+    pub root: PathBuf,
+}
+
+/// The spec version husk implements (reported by `state`, `features` and `--version`).
+pub const SPEC_VERSION: &str = "1.2.1";
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    if cli.version {
+        print_version();
+        return Ok(());
+    }
+    let root = cli.root.clone().unwrap_or_else(crate::state::default_root);
+    let ctx = Ctx { root };
+    if cli.systemd_cgroup {
+        crate::logging::debug("--systemd-cgroup: husk manages cgroups through cgroupfs");
+    }
+    let Some(command) = cli.command else {
+        return Err(Error::msg("no command given; see 'husk --help'"));
+    };
+    match command {
+        Command::Create(a) => create::run(&ctx, a),
+        Command::Start(a) => start::run(&ctx, &a.id),
+        Command::State(a) => state::run(&ctx, &a.id),
+        Command::Kill(a) => kill::run(&ctx, a),
+        Command::Delete(a) => delete::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, a),
+        Command::List(a) => list::run(&ctx, a),
+        Command::Spec(a) => spec::run(a),
+        Command::Exec(_) => Err(not_yet("exec")),
+        Command::Ps(_) => Err(not_yet("ps")),
+        Command::Pause(_) => Err(not_yet("pause")),
+        Command::Resume(_) => Err(not_yet("resume")),
+        Command::Update(_) => Err(not_yet("update")),
+        Command::Events(_) => Err(not_yet("events")),
+        Command::Features => Err(not_yet("features")),
+        Command::Checkpoint(_) | Command::Restore(_) => Err(Error::msg(
+            "checkpoint/restore is not supported by husk (CRIU does not work on this kernel)",
+        )),
+    }
+}
+
+fn not_yet(cmd: &str) -> Error {
+    Error::msg(format!("husk {cmd}: not implemented in this version"))
+}
+
+fn print_version() {
+    println!("husk version {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "commit: {}",
+        option_env!("HUSK_COMMIT").unwrap_or("unknown")
+    );
+    println!("spec: {SPEC_VERSION}");
+    println!("rust: {}", option_env!("HUSK_RUSTC").unwrap_or("unknown"));
+}

@@ -1,0 +1,265 @@
+//! `create`: validate the bundle, record the container, clone the init into its namespaces and
+//! cgroup, drive it to Ready over the channel, and leave nothing behind if any step fails.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
+
+use super::{sys_err, ContainerError};
+use crate::bundle::Bundle;
+use crate::capabilities::Sets;
+use crate::cgroups;
+use crate::channel::{self, Msg};
+use crate::cli::CreateOpts;
+use crate::hooks;
+use crate::init::{self, Init};
+use crate::namespaces;
+use crate::rootfs::RootfsPlan;
+use crate::state::{self, ContainerDir, Saved};
+use crate::sys::{self, Forked};
+
+/// A container that `create` made. The caller is the init's parent (`run` waits for it).
+pub struct Created {
+    pub saved: Saved,
+    pub dir: ContainerDir,
+}
+
+/// What to undo if create fails part-way. Disarmed once the container is recorded.
+struct Undo<'a> {
+    dir: &'a ContainerDir,
+    cgroup: Option<&'a cgroups::Manager>,
+    child: Option<(Pid, Option<OwnedFd>)>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some((pid, pidfd)) = self.child.take() {
+            match &pidfd {
+                Some(fd) => {
+                    let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+                }
+                None => {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = self.cgroup {
+            let _ = cg.destroy();
+        }
+        let _ = self.dir.remove();
+    }
+}
+
+pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, ContainerError> {
+    let dir = ContainerDir::new(root, id)?;
+    let bundle = Bundle::load(opts.bundle.as_deref())?;
+    let process = bundle.process();
+    if process.terminal().unwrap_or(false) {
+        return Err(ContainerError::Msg(
+            "process.terminal: terminals are not supported by this husk build yet; set it to false"
+                .into(),
+        ));
+    }
+    let caps = Sets::from_spec(process.capabilities().as_ref())?;
+    let ns = namespaces::Plan::from_spec(&bundle.spec)?;
+    let linux = bundle.spec.linux().as_ref();
+    let cgroup = cgroups::Manager::new(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+
+    // From here on, every failure undoes what was made.
+    dir.create()?;
+    let mut undo = Undo {
+        dir: &dir,
+        cgroup: None,
+        child: None,
+        armed: true,
+    };
+    let _lock = dir.lock()?;
+
+    // The exec fifo: `start` writes one byte into it; the init, holding it open read-write so
+    // that it never sees EOF, blocks reading it. Its existence also means "created".
+    let fifo_path = dir.fifo();
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+        .map_err(sys_err(format!("mkfifo {}", fifo_path.display())))?;
+    let fifo: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&fifo_path)
+        .map_err(|e| ContainerError::Msg(format!("open {}: {e}", fifo_path.display())))?
+        .into();
+
+    let born_in = cgroup.create()?;
+    undo.cgroup = Some(&cgroup);
+
+    // systemd socket activation, as runc: LISTEN_FDS fds come before the --preserve-fds ones.
+    let listen_fds: u32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let extra_env = if listen_fds > 0 {
+        vec![
+            format!("LISTEN_FDS={listen_fds}"),
+            "LISTEN_PID=1".to_string(),
+        ]
+    } else {
+        Vec::new()
+    };
+
+    let (host_end, init_end) = channel::pair()?;
+    let own_pid_ns = ns.isolates(LinuxNamespaceType::Pid);
+    let rootfs = RootfsPlan {
+        spec: &bundle.spec,
+        rootfs: bundle.rootfs.clone(),
+        bundle: bundle.dir.clone(),
+        no_pivot: opts.no_pivot,
+        in_user_ns: ns.isolates(LinuxNamespaceType::User),
+        in_cgroup_ns: ns.isolates(LinuxNamespaceType::Cgroup),
+    };
+
+    // A pid namespace given by path applies to children only: enter it for the clone, then
+    // come back (a process may always return to its own active pid namespace).
+    let restore_pidns = match ns.joins(LinuxNamespaceType::Pid) {
+        Some(j) => {
+            let own = std::fs::File::open("/proc/self/ns/pid")
+                .map_err(|e| ContainerError::Msg(format!("open /proc/self/ns/pid: {e}")))?;
+            nix::sched::setns(j.fd.as_fd(), CloneFlags::CLONE_NEWPID).map_err(sys_err(format!(
+                "linux.namespaces: join pid namespace {}",
+                j.path.display()
+            )))?;
+            Some(own)
+        }
+        None => None,
+    };
+    let forked = sys::clone3(
+        ns.new.bits() as u64,
+        true,
+        born_in.as_ref().map(|f| f.as_fd()),
+    );
+    // CLONE_INTO_CGROUP may be refused (old kernel); then clone plainly and move the child.
+    let (forked, born_in_cgroup) = match forked {
+        Err(
+            nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS | nix::errno::Errno::EOPNOTSUPP,
+        ) if born_in.is_some() => (sys::clone3(ns.new.bits() as u64, true, None), false),
+        other => (other, born_in.is_some()),
+    };
+    if let Some(own) = &restore_pidns {
+        let _ = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
+    }
+    let (pid, pidfd) = match forked.map_err(sys_err("clone3 of the container's init"))? {
+        Forked::Child => {
+            drop(host_end);
+            init::run(Init {
+                id,
+                bundle: &bundle,
+                chan: init_end,
+                fifo,
+                ns,
+                rootfs,
+                caps,
+                extra_fds: listen_fds + opts.preserve_fds,
+                extra_env,
+            })
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(init_end);
+    drop(fifo);
+    undo.child = Some((pid, pidfd));
+
+    cgroup.add_task(pid, born_in_cgroup)?;
+    host_end.send(&Msg::Go)?;
+
+    let annotations: BTreeMap<String, String> = bundle
+        .spec
+        .annotations()
+        .as_ref()
+        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let hooks = bundle.spec.hooks().clone();
+    loop {
+        match host_end.recv()?.0 {
+            Msg::HooksReady => {
+                let state = hooks::state_json(
+                    bundle.spec.version(),
+                    id,
+                    "creating",
+                    pid.as_raw(),
+                    &bundle.dir,
+                    &annotations,
+                );
+                let h = hooks.as_ref();
+                // prestart is deprecated in favour of createRuntime; both run here, in order.
+                #[allow(deprecated)]
+                hooks::run_all(
+                    "prestart",
+                    h.and_then(|h| h.prestart().as_ref()),
+                    &state,
+                    Some(&bundle.dir),
+                )?;
+                hooks::run_all(
+                    "createRuntime",
+                    h.and_then(|h| h.create_runtime().as_ref()),
+                    &state,
+                    Some(&bundle.dir),
+                )?;
+                host_end.send(&Msg::HooksDone)?;
+            }
+            Msg::Ready => break,
+            Msg::Error(e) => return Err(ContainerError::Msg(e)),
+            other => return Err(channel::ChannelError::Unexpected(other).into()),
+        }
+    }
+
+    if let Some(resources) = linux.and_then(|l| l.resources().as_ref()) {
+        cgroup.apply(resources)?;
+    }
+
+    let start_time = state::proc_stat(pid.as_raw())
+        .map(|(_, t)| t)
+        .ok_or_else(|| ContainerError::Msg("the container's init exited during create".into()))?;
+    let saved = Saved {
+        id: id.to_string(),
+        pid: pid.as_raw(),
+        start_time,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: crate::logging::rfc3339_now(true),
+        owner: String::new(),
+        annotations,
+        cgroup: cgroup.clone(),
+        own_pid_ns,
+        hooks,
+        oci_version: bundle.spec.version().clone(),
+    };
+    dir.save(&saved)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid.as_raw())?;
+    }
+    undo.armed = false;
+    drop(undo);
+    Ok(Created { saved, dir })
+}
+
+/// The pid file, written atomically like runc's (containerd reads it right after create).
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
+    let abs: PathBuf = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    state::write_atomic(&abs, pid.to_string().as_bytes(), 0o644)?;
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! The container's init: what runs in the new namespaces, from the clone until execve, as one
+//! ordered sequence. Each step's detail lives in its concern's module; this file is the story.
+//!
+//! The host side (`container::create`) drives the other half over the channel:
+//!
+//! ```text
+//!   host                                   init (this file)
+//!   clone3(namespaces) ──────────────────► wait for Go
+//!   cgroup join, id maps, Go ────────────► join namespaces given by path; setsid
+//!                                          rootfs::prepare (mounts, /dev)
+//!   run prestart, createRuntime ◄───────── HooksReady
+//!   HooksDone ───────────────────────────► createContainer hooks
+//!                                          rootfs::enter (pivot_root)
+//!                                          hostname, domainname, sysctl
+//!                                          rootfs::finish (masked, read-only paths)
+//!                                          rlimits, oom score, user, capabilities, cwd,
+//!                                          resolve args[0]
+//!   write state.json, apply resources ◄─── Ready
+//!   create exits 0                         block reading the exec fifo
+//!   start writes one byte ───────────────► startContainer hooks, close fds,
+//!                                          no_new_privs, execve
+//! ```
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use oci_spec::runtime::LinuxNamespaceType;
+
+use crate::capabilities::{CapsError, Sets};
+use crate::channel::{Channel, ChannelError, Msg};
+use crate::hooks::{self, HookError};
+use crate::namespaces::{self, NsError};
+use crate::process::{self, ProcessError};
+use crate::rootfs::{self, RootfsError, RootfsPlan};
+use crate::sys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error(transparent)]
+    Namespace(#[from] NsError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Caps(#[from] CapsError),
+    #[error("{step}: {source}")]
+    Sys {
+        step: String,
+        source: nix::errno::Errno,
+    },
+    #[error("{field}: {msg}")]
+    Config { field: String, msg: String },
+}
+
+fn sys_err(step: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> InitError {
+    let step = step.into();
+    move |source| InitError::Sys { step, source }
+}
+
+/// Everything the init needs, prepared by the host side before the clone (the init is a copy of
+/// the host process, so nothing is serialised).
+pub struct Init<'a> {
+    pub id: &'a str,
+    pub bundle: &'a crate::bundle::Bundle,
+    pub chan: Channel,
+    /// `<root>/<id>/exec.fifo`, opened read-write: the init blocks reading it until `start`.
+    pub fifo: OwnedFd,
+    pub ns: namespaces::Plan,
+    pub rootfs: RootfsPlan<'a>,
+    pub caps: Sets,
+    /// fds 3 .. 3+extra_fds reach the container process (--preserve-fds and LISTEN_FDS).
+    pub extra_fds: u32,
+    /// Extra environment for the process (LISTEN_FDS, LISTEN_PID).
+    pub extra_env: Vec<String>,
+}
+
+/// Run the init. Never returns: it execs the container process or exits after reporting.
+pub fn run(init: Init) -> ! {
+    let err = match setup_and_exec(&init) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // Before Ready the host is listening and reports the error; after it (create has exited),
+    // the container's stderr is the only place left, as with runc.
+    if init.chan.send(&Msg::Error(err.to_string())).is_err() {
+        let _ = writeln!(std::io::stderr(), "husk: {err}");
+    }
+    sys::exit_now(1)
+}
+
+fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
+    let spec = &init.bundle.spec;
+    let proc_ = init.bundle.process();
+
+    // Die with `create` until setup is done; keep other container processes from reaching our
+    // memory or /proc/self/exe while we still run husk's code (CVE-2019-5736).
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(sys_err("prctl(PR_SET_PDEATHSIG)"))?;
+    sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+
+    // 1. The host puts us in our cgroup and writes our id maps, then says Go.
+    init.chan.expect(Msg::Go)?;
+
+    // 2. Namespaces given by path (the new ones came with the clone).
+    namespaces::join_all(&init.ns.join)?;
+    nix::unistd::setsid().map_err(sys_err("setsid"))?;
+
+    // 3. The filesystem: propagation, rootfs, mounts in order, /dev.
+    rootfs::prepare(&init.rootfs)?;
+
+    // 4. prestart and createRuntime hooks run on the host, in the runtime's namespaces.
+    init.chan.send(&Msg::HooksReady)?;
+    init.chan.expect(Msg::HooksDone)?;
+
+    // 5. createContainer hooks: in the container's namespaces, before pivot_root.
+    let state = |status: &str| {
+        hooks::state_json(
+            spec.version(),
+            init.id,
+            status,
+            std::process::id() as i32,
+            &init.bundle.dir,
+            &annotations(init.bundle),
+        )
+    };
+    let hook_set = spec.hooks().as_ref();
+    // runc's statuses: "creating" here, "created" for startContainer; the cwd is the rootfs.
+    hooks::run_all(
+        "createContainer",
+        hook_set.and_then(|h| h.create_container().as_ref()),
+        &state("creating"),
+        None,
+    )?;
+
+    // 6. Into the root.
+    rootfs::enter(&init.rootfs)?;
+
+    // 7. Names and kernel parameters of the container's own namespaces.
+    set_names(init)?;
+    write_sysctls(init)?;
+
+    // 8. Masked and read-only paths, a read-only root.
+    rootfs::finish(&init.rootfs)?;
+
+    // 9. The process's identity: rlimits and oom score as root, then user and capabilities.
+    process::apply_rlimits(proc_)?;
+    if let Some(score) = proc_.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", score.to_string()).map_err(|e| {
+            InitError::Config {
+                field: "process.oomScoreAdj".into(),
+                msg: format!("write /proc/self/oom_score_adj: {e}"),
+            }
+        })?;
+    }
+    let user = proc_.user();
+    let info = process::lookup_user(user.uid(), user.gid());
+    let mut groups: Vec<u32> = info.supplementary.clone();
+    for g in user.additional_gids().iter().flatten() {
+        if !groups.contains(g) {
+            groups.push(*g);
+        }
+    }
+    init.caps.apply_bounding()?;
+    sys::set_keepcaps(true).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
+    process::switch_user(proc_, &groups, true)?;
+    sys::set_keepcaps(false).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
+    init.caps.apply_rest()?;
+    if let Some(mask) = user.umask() {
+        sys::set_umask(mask);
+    }
+    process::enter_cwd(proc_.cwd())?;
+
+    // 10. What to exec, resolved now so that a missing binary fails `create`, as in runc.
+    let mut env = process::environment(proc_, &info.home)?;
+    for kv in &init.extra_env {
+        env.push(CString::new(kv.as_str()).map_err(|_| ProcessError::Nul)?);
+    }
+    let args = process::args(proc_)?;
+    let path = process::find_executable(
+        &proc_
+            .args()
+            .as_ref()
+            .map(|a| a[0].clone())
+            .unwrap_or_default(),
+        &env,
+    )?;
+
+    // 11. Ready: the host records the container; we wait for `start`. The death signal is
+    // cleared first because `create` exits as soon as it has recorded us.
+    sys::set_parent_death_signal(0).map_err(sys_err("prctl(PR_SET_PDEATHSIG)"))?;
+    init.chan.send(&Msg::Ready)?;
+    wait_for_start(&init.fifo)?;
+
+    // 12. startContainer hooks: in the container, after start, before the user's process.
+    hooks::run_all(
+        "startContainer",
+        hook_set.and_then(|h| h.start_container().as_ref()),
+        &state("created"),
+        Some(std::path::Path::new("/")),
+    )?;
+
+    // 13. Only stdio and the preserved fds cross into the container; everything of ours is
+    // closed (CVE-2024-21626 leaked a host cgroup fd).
+    sys::close_fds_from(3 + init.extra_fds).map_err(sys_err("close_range"))?;
+    if proc_.no_new_privileges().unwrap_or(false) {
+        sys::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    let err = sys::execve(&path, &args, &env);
+    Err(ProcessError::Exec {
+        path: path.to_string_lossy().into_owned(),
+        source: err,
+    }
+    .into())
+}
+
+/// Block until `start` writes its byte into the exec fifo.
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
+    let mut buf = [0u8; 1];
+    loop {
+        match nix::unistd::read(fifo.as_fd(), &mut buf) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {
+                return Err(InitError::Sys {
+                    step: "read exec fifo".into(),
+                    source: nix::errno::Errno::EPIPE,
+                })
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(sys_err("read exec fifo")(e)),
+        }
+    }
+}
+
+fn set_names(init: &Init) -> Result<(), InitError> {
+    let spec = &init.bundle.spec;
+    let uts = init.ns.isolates(LinuxNamespaceType::Uts);
+    if let Some(h) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
+        if !uts {
+            return Err(InitError::Config {
+                field: "hostname".into(),
+                msg: "cannot set a hostname without a private UTS namespace".into(),
+            });
+        }
+        nix::unistd::sethostname(h).map_err(sys_err(format!("hostname: sethostname {h:?}")))?;
+    }
+    if let Some(d) = spec.domainname().as_ref().filter(|d| !d.is_empty()) {
+        if !uts {
+            return Err(InitError::Config {
+                field: "domainname".into(),
+                msg: "cannot set a domainname without a private UTS namespace".into(),
+            });
+        }
+        sys::setdomainname(d).map_err(sys_err(format!("domainname: setdomainname {d:?}")))?;
+    }
+    Ok(())
+}
+
+/// `linux.sysctl`, written through the container's freshly mounted /proc/sys. Only sysctls
+/// that belong to a namespace the container has of its own are allowed (runc's rule), so a
+/// container cannot change the host's kernel.
+fn write_sysctls(init: &Init) -> Result<(), InitError> {
+    let spec = &init.bundle.spec;
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    for (key, value) in sysctl {
+        check_sysctl(init, key)?;
+        let path: PathBuf = ["/proc/sys", &key.replace('.', "/")].iter().collect();
+        std::fs::write(&path, value).map_err(|e| InitError::Config {
+            field: format!("linux.sysctl[{key:?}]"),
+            msg: format!("write {}: {e}", path.display()),
+        })?;
+    }
+    Ok(())
+}
+
+fn check_sysctl(init: &Init, key: &str) -> Result<(), InitError> {
+    let has = |t| init.ns.isolates(t);
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let ok = if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
+        has(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        has(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        has(LinuxNamespaceType::Uts)
+    } else {
+        return Err(InitError::Config {
+            field: format!("linux.sysctl[{key:?}]"),
+            msg: "not a namespaced sysctl: it would change the host".into(),
+        });
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(InitError::Config {
+            field: format!("linux.sysctl[{key:?}]"),
+            msg: "the container does not have the namespace this sysctl belongs to".into(),
+        })
+    }
+}
+
+fn annotations(b: &crate::bundle::Bundle) -> std::collections::BTreeMap<String, String> {
+    b.spec
+        .annotations()
+        .as_ref()
+        .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}

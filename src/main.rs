@@ -1,0 +1,63 @@
+//! husk: an OCI container runtime with runc's command line.
+
+mod bundle;
+mod capabilities;
+mod cgroups;
+mod channel;
+mod cli;
+mod commands;
+mod container;
+mod error;
+mod hooks;
+mod init;
+mod logging;
+mod namespaces;
+mod process;
+mod rootfs;
+mod signals;
+mod state;
+mod sys;
+
+use clap::Parser;
+
+use crate::error::Error;
+
+fn main() {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and friends print to stdout and exit 0; usage errors exit 1 like runc's
+            // (urfave/cli) rather than clap's 2, since callers only look for non-zero.
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    if let Err(e) = logging::init(cli.log.as_deref(), &cli.log_format, cli.debug) {
+        let path = cli
+            .log
+            .as_deref()
+            .unwrap_or(std::path::Path::new(""))
+            .display();
+        eprintln!("husk: cannot open log file {path}: {e}");
+        std::process::exit(1);
+    }
+    let code = match commands::dispatch(cli) {
+        Ok(()) => 0,
+        Err(Error::Exit(code)) => code,
+        Err(e) => {
+            report(&e.to_string());
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// One line a user (and containerd, and Podman) understands. As runc: with `--log`, the log gets
+/// the formatted line and stderr the bare message; without it, stderr gets the formatted line.
+fn report(msg: &str) {
+    logging::error(msg);
+    if logging::has_file() {
+        eprintln!("{msg}");
+    }
+}

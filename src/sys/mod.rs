@@ -1,0 +1,239 @@
+//! The few thin `unsafe` wrappers husk needs where `nix` has no safe API: clone3, pidfds,
+//! close_range, prctl bits, and the new mount API (in `mount.rs`). Nothing else in the crate
+//! may use `unsafe`; every block here says why it is sound.
+
+pub mod mount;
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// What `clone3` returned in the calling process.
+pub enum Forked {
+    /// We are the new child.
+    Child,
+    /// We are the parent: the child's pid (in our pid namespace) and, when asked, its pidfd.
+    Parent { pid: Pid, pidfd: Option<OwnedFd> },
+}
+
+// The kernel's `struct clone_args` (linux/sched.h), version 2 (with cgroup).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Like fork(2), but with namespace flags, an optional pidfd and an optional cgroup to be born in.
+///
+/// The caller must be single-threaded (husk is until the container process execs): the child
+/// is a copy of this one thread, so locks held by other threads cannot exist.
+/// Falls back to `clone(2)`-equivalent semantics when clone3 is not available (ENOSYS) or
+/// refuses CLONE_INTO_CGROUP (older kernels, cgroup v1): the caller then moves the child itself.
+pub fn clone3(
+    ns_flags: u64,
+    want_pidfd: bool,
+    cgroup: Option<BorrowedFd<'_>>,
+) -> Result<Forked, Errno> {
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags: ns_flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if want_pidfd {
+        args.flags |= CLONE_PIDFD;
+        args.pidfd = &mut pidfd as *mut RawFd as u64;
+    }
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork(2): the child gets a
+    // copy-on-write copy of this (single-threaded) address space and returns here with 0. `args`
+    // and `pidfd` outlive the call; the kernel writes the pidfd into `pidfd` before returning.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: Pid::from_raw(pid as i32),
+            // SAFETY: on success with CLONE_PIDFD the kernel stored a new, owned fd here.
+            pidfd: (want_pidfd && pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
+        }),
+    }
+}
+
+/// Plain fork(2) for the rare second fork (joining a pid namespace, exec) and hook runners.
+#[cfg_attr(not(test), allow(dead_code))] // the rootfs tests; exec will use it
+pub fn fork() -> Result<Forked, Errno> {
+    // SAFETY: husk is single-threaded whenever it forks (see DESIGN §2), so the child's copy of
+    // the address space is consistent and it may allocate.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent {
+            pid: child,
+            pidfd: None,
+        }),
+    }
+}
+
+/// pidfd_open(2): a handle on a process that cannot be confused with a later one reusing its pid.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall with integer arguments; on success it returns a new fd we own.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// pidfd_send_signal(2).
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> Result<(), Errno> {
+    // SAFETY: integer arguments and a null siginfo, which the kernel accepts.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Close every fd >= `first` (close_range(2)); falls back to walking /proc/self/fd.
+pub fn close_fds_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: closing fds we are about to lose on execve anyway; no Rust object owning one of them
+    // is used after this call (the init calls it right before execve).
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+    if ret == 0 {
+        return Ok(());
+    }
+    // Old kernels: mark them close-on-exec one by one.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|_| Errno::EBADF)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first as i32)
+        .collect();
+    for fd in fds {
+        let _ = nix::fcntl::fcntl(
+            // SAFETY: fd was listed as open a moment ago; fcntl on a closed fd just fails.
+            unsafe { BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+    Ok(())
+}
+
+fn prctl(op: i32, arg: libc::c_ulong) -> Result<(), Errno> {
+    // SAFETY: the prctl operations used here take integer arguments only.
+    let ret = unsafe { libc::prctl(op, arg, 0, 0, 0) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// PR_SET_DUMPABLE: 0 keeps other processes in the container from ptrace-attaching to, or
+/// opening /proc/<pid>/exe of, the init while it still runs husk's code (CVE-2019-5736 class).
+pub fn set_dumpable(on: bool) -> Result<(), Errno> {
+    prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong)
+}
+
+/// PR_SET_KEEPCAPS: keep the permitted set across the setuid to the container user.
+pub fn set_keepcaps(on: bool) -> Result<(), Errno> {
+    prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong)
+}
+
+/// PR_SET_NO_NEW_PRIVS.
+pub fn set_no_new_privs() -> Result<(), Errno> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes (1, 0, 0, 0).
+    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// PR_SET_PDEATHSIG: the init dies with its creator while create has not finished.
+pub fn set_parent_death_signal(sig: i32) -> Result<(), Errno> {
+    prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong)
+}
+
+/// PR_SET_CHILD_SUBREAPER for foreground `run`.
+pub fn set_child_subreaper() -> Result<(), Errno> {
+    prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
+}
+
+/// umask(2) (nix's wrapper takes a Mode that cannot hold arbitrary bits).
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask cannot fail and takes an integer.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+/// setgroups(2) without nix's length checks.
+pub fn setgroups(gids: &[u32]) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe a live slice of gid_t (u32).
+    let ret = unsafe { libc::setgroups(gids.len(), gids.as_ptr()) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// execve(2): only returns on failure.
+pub fn execve(path: &CString, args: &[CString], env: &[CString]) -> Errno {
+    match nix::unistd::execve(path, args, env) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+/// Take ownership of an fd the kernel just handed us (SCM_RIGHTS).
+pub fn owned_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: only called on fds received by recvmsg, which nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// _exit(2): leave without running any destructor or atexit handler (the init after a failed
+/// setup, and forked children, must not flush state that belongs to the parent).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// setdomainname(2) (not in nix).
+pub fn setdomainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: pointer and length describe a live byte slice.
+    let ret = unsafe { libc::setdomainname(name.as_ptr() as *const libc::c_char, name.len()) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
