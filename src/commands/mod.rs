@@ -2,12 +2,19 @@
 
 mod create;
 mod delete;
+mod events;
+mod exec;
+mod features;
 mod kill;
 mod list;
+mod pause;
+mod ps;
+mod resume;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::path::PathBuf;
 
@@ -44,20 +51,20 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(a) => run::run(&ctx, a),
         Command::List(a) => list::run(&ctx, a),
         Command::Spec(a) => spec::run(a),
-        Command::Exec(_) => Err(not_yet("exec")),
-        Command::Ps(_) => Err(not_yet("ps")),
-        Command::Pause(_) => Err(not_yet("pause")),
-        Command::Resume(_) => Err(not_yet("resume")),
-        Command::Update(_) => Err(not_yet("update")),
-        Command::Events(_) => Err(not_yet("events")),
-        Command::Features => Err(not_yet("features")),
+        Command::Exec(a) => exec::run(&ctx, a),
+        Command::Ps(a) => ps::run(&ctx, a),
+        Command::Pause(a) => pause::run(&ctx, a),
+        Command::Resume(a) => resume::run(&ctx, a),
+        Command::Update(a) => update::run(&ctx, a),
+        Command::Events(a) => events::run(&ctx, a),
+        Command::Features => features::run(),
         Command::Checkpoint(_) | Command::Restore(_) => Err(Error::msg(
             "checkpoint/restore is not supported by husk (CRIU does not work on this kernel)",
         )),
     }
 }
 
-fn not_yet(cmd: &str) -> Error {
+pub(crate) fn not_yet(cmd: &str) -> Error {
     Error::msg(format!("husk {cmd}: not implemented in this version"))
 }
 
