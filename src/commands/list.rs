@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<()> {
     }
     if a.quiet {
         for (s, _) in &rows {
-            println!("{}", s.id);
+            super::emit(&format!("{}\n", s.id));
         }
         return Ok(());
     }
@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<()> {
         } else {
             serde_json::to_string(&list).unwrap_or_default()
         };
-        println!("{out}");
+        super::emit(&format!("{out}\n"));
         return Ok(());
     }
     // runc's tabwriter: minimum width 12, padding 3.
@@ -76,7 +76,7 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<()> {
                 line.push_str(&format!("{cell:<w$}", w = widths[c]));
             }
         }
-        println!("{line}");
+        super::emit(&format!("{line}\n"));
     }
     Ok(())
 }

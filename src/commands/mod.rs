@@ -64,16 +64,27 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
+/// Write a command's output to stdout. A closed pipe (`husk list | head`) is not an error worth
+/// a panic: the output is simply dropped, as Go programs do.
+pub(crate) fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
 pub(crate) fn not_yet(cmd: &str) -> Error {
     Error::msg(format!("husk {cmd}: not implemented in this version"))
 }
 
 fn print_version() {
-    println!("husk version {}", env!("CARGO_PKG_VERSION"));
-    println!(
-        "commit: {}",
-        option_env!("HUSK_COMMIT").unwrap_or("unknown")
-    );
-    println!("spec: {SPEC_VERSION}");
-    println!("rust: {}", option_env!("HUSK_RUSTC").unwrap_or("unknown"));
+    emit(&format!(
+        "husk version {}
+commit: {}
+spec: {SPEC_VERSION}
+rust: {}
+",
+        env!("CARGO_PKG_VERSION"),
+        env!("HUSK_COMMIT"),
+        env!("HUSK_RUSTC")
+    ));
 }

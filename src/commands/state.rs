@@ -10,7 +10,7 @@ pub fn run(ctx: &Ctx, id: &str) -> Result<()> {
     let (saved, status) = ops::status_of(&dir)?;
     let out = serde_json::to_string_pretty(&runc_state(&saved, status)).unwrap_or_default();
     // runc prints no trailing newline.
-    print!("{out}");
+    super::emit(&out);
     Ok(())
 }
 
