@@ -12,10 +12,9 @@ pub fn run(ctx: &Ctx, a: IdArg) -> Result<()> {
     let _lock = dir.lock()?;
     let (saved, status) = ops::status_of(&dir)?;
     match status {
-        // runc freezes created containers too.
+        // runc freezes created containers too; pausing a paused one is an error, as in runc.
         Status::Running | Status::Created => {}
-        Status::Paused => return Ok(()),
-        Status::Stopped => return Err(Error::msg("container not running")),
+        Status::Paused | Status::Stopped => return Err(Error::msg("container not running")),
     }
     saved.cgroup.set_frozen(true)?;
     Ok(())

@@ -20,10 +20,8 @@ pub fn run(ctx: &Ctx, a: UpdateArgs) -> Result<()> {
     let _lock = dir.lock()?;
     let (mut saved, status) = ops::status_of(&dir)?;
     if status == Status::Stopped {
-        return Err(Error::msg(format!(
-            "cannot update container {}: container not running",
-            a.id
-        )));
+        // runc's wording.
+        return Err(Error::msg("container not running"));
     }
     let new = requested(&a)?;
     let mut merged = saved.cgroup.resources.clone().unwrap_or_default();
@@ -207,8 +205,9 @@ fn merge(old: &mut LinuxResources, new: &LinuxResources) {
         }
         old.set_memory(Some(m));
     }
-    if let Some(p) = new.pids() {
-        old.set_pids(Some(*p));
+    // A pids limit of 0 means "unchanged" (runc).
+    if let Some(p) = new.pids().filter(|p| p.limit() != 0) {
+        old.set_pids(Some(p));
     }
     if let Some(w) = new.block_io().as_ref().and_then(|b| b.weight()) {
         let mut b: LinuxBlockIo = old.block_io().clone().unwrap_or_default();
