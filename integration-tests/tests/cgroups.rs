@@ -584,3 +584,34 @@ fn v1_device_rules() {
     rt.delete(&id, true).ok();
     rt.assert_gone(&id);
 }
+
+/// Device rules enforced from inside on any layout (v1 devices controller, or the eBPF
+/// filter on cgroup v2): two device nodes from linux.devices, only one of them allowed.
+#[test]
+fn device_rules_enforced_inside() {
+    require_root!();
+    let rt = Runtime::new("cgdevin");
+    let id = rt.id("");
+    let mut b = bundle_with(
+        "cgdevin",
+        &id,
+        json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rw"}
+        ]}),
+    );
+    b.config["linux"]["devices"] = json!([
+        {"path": "/dev/full2", "type": "c", "major": 1, "minor": 7, "fileMode": 438},
+        {"path": "/dev/kmsg2", "type": "c", "major": 1, "minor": 11, "fileMode": 438}
+    ]);
+    b.sh("head -c 1 /dev/full2 > /dev/null && echo ok > /out/full2; \
+          head -c 1 /dev/kmsg2 > /dev/null 2>/out/kmsg2-err || echo denied > /out/kmsg2; \
+          echo x > /dev/null && echo ok > /out/null");
+    rt.run(&id, &b, &[]).ok();
+    assert_eq!(b.read_out("full2").trim(), "ok");
+    assert_eq!(b.read_out("null").trim(), "ok", "a default device");
+    assert_eq!(b.read_out("kmsg2").trim(), "denied");
+    let err = b.read_out("kmsg2-err");
+    assert!(err.contains("not permitted"), "{err}");
+    rt.assert_gone(&id);
+}

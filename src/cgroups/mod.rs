@@ -17,6 +17,7 @@
 //!   container gets a directory on the cgroup2 mount too (it is born there), and a controller
 //!   that is not mounted on v1 but is available on cgroup2 (hugetlb on some hosts) is used there.
 
+mod devices;
 mod fsutil;
 pub mod layout;
 pub mod stats;
@@ -246,6 +247,13 @@ impl Manager {
             v1::apply(self, r)?;
             if let Some(dir) = &self.v2 {
                 v2::apply_hybrid_extras(self, dir, r)?;
+            }
+            // Hybrid: the v1 devices controller enforces the rules; the same rules as an
+            // eBPF filter on the cgroup2 directory are a second, best-effort layer.
+            if let (Some(dir), Some(devs)) = (&self.v2, r.devices()) {
+                if let Err(e) = devices::apply_bpf(dir, devs) {
+                    crate::logging::debug(&format!("hybrid eBPF device filter: {e}"));
+                }
             }
             Ok(())
         }

@@ -558,7 +558,8 @@ pub(crate) fn rule_text(r: &LinuxDeviceCgroup) -> Result<String, CgroupError> {
 }
 
 fn apply_devices(d: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
-    let mut lines: Vec<(bool, String)> = Vec::new();
+    // runc's semantics on both versions: start from "deny everything", then the rules.
+    let mut lines: Vec<(bool, String)> = vec![(false, "a *:* rwm".to_string())];
     for r in rules {
         lines.push((r.allow(), rule_text(r)?));
     }

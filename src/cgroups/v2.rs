@@ -348,26 +348,10 @@ pub fn apply(d: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
         }
     }
     if let Some(devs) = r.devices() {
-        check_devices_v2(devs)?;
+        super::devices::apply_bpf(d, devs)?;
     }
     if let Some(u) = r.unified() {
         apply_unified(d, u)?;
-    }
-    Ok(())
-}
-
-/// husk has no eBPF device filter yet: on a pure v2 host, device rules that would restrict
-/// anything beyond the default list cannot be enforced, and silently not enforcing them would
-/// be a security hole. A config with no rules, or only allow rules, is fine.
-fn check_devices_v2(devs: &[oci_spec::runtime::LinuxDeviceCgroup]) -> Result<(), CgroupError> {
-    for d in devs {
-        super::v1::rule_text(d)?;
-    }
-    if devs.iter().any(|d| !d.allow()) {
-        return Err(CgroupError::field(
-            "linux.resources.devices",
-            "device access rules cannot be enforced on cgroup v2 by this husk build (no eBPF device filter yet)",
-        ));
     }
     Ok(())
 }
@@ -491,8 +475,21 @@ fn apply_hugetlb(d: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
 
 /// Hybrid host: what v1 lacks but cgroup2 has (hugetlb here).
 pub fn apply_hybrid_extras(m: &Manager, d: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
-    if !m.v1.contains_key("hugetlb") {
-        apply_hugetlb(d, r)?;
+    if !m.v1.contains_key("hugetlb") && r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+    {
+        let offered = read_trim(&d.join("cgroup.controllers"))
+            .map(|s| s.split_whitespace().any(|c| c == "hugetlb"))
+            .unwrap_or(false);
+        if offered {
+            apply_hugetlb(d, r)?;
+        } else {
+            // runc 1.1 ignores hugepageLimits when no v1 hugetlb hierarchy is mounted; husk
+            // uses the cgroup2 one when the host enables it, but does not change the host's
+            // own cgroups to get it.
+            crate::logging::warn(
+                "linux.resources.hugepageLimits: no hugetlb controller available to the container (not mounted on v1, not enabled on cgroup2); ignored as runc does",
+            );
+        }
     }
     Ok(())
 }
