@@ -9,21 +9,57 @@
 //!   5. [`Manager::destroy`] on delete or on any failure: idempotent, leaves no directory.
 //!
 //! The manager is stored in state.json so later commands act on exactly the same paths.
+//!
+//! Layouts, detected once per invocation from /proc/self/mountinfo ([`layout::Hierarchies`]):
+//! - pure v2: one cgroup2 mount at /sys/fs/cgroup; every controller lives there;
+//! - pure v1: one mount per controller (or co-mounted group);
+//! - hybrid: v1 controllers plus cgroup2 at /sys/fs/cgroup/unified. As runc 1.1 does, the
+//!   container gets a directory on the cgroup2 mount too (it is born there), and a controller
+//!   that is not mounted on v1 but is available on cgroup2 (hugetlb on some hosts) is used there.
 
+mod devices;
+mod fsutil;
+pub mod layout;
+pub mod stats;
+mod v1;
+mod v2;
+
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
-#[allow(dead_code)] // until the cgroup managers land
+use fsutil::write_file;
+use layout::Hierarchies;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("cgroup {path}: {msg}")]
     Path { path: PathBuf, msg: String },
+    /// A `linux.resources` field (named in `field`) that could not be applied.
+    #[error("{field}: {msg}")]
+    Field { field: String, msg: String },
     #[error("{0}")]
     Other(String),
+}
+
+impl CgroupError {
+    fn path(path: &Path, msg: impl Into<String>) -> CgroupError {
+        CgroupError::Path {
+            path: path.to_path_buf(),
+            msg: msg.into(),
+        }
+    }
+    fn field(field: &str, msg: impl Into<String>) -> CgroupError {
+        CgroupError::Field {
+            field: field.to_string(),
+            msg: msg.into(),
+        }
+    }
 }
 
 /// The container's cgroup on every hierarchy it lives in.
@@ -31,41 +67,354 @@ pub enum CgroupError {
 pub struct Manager {
     /// Absolute directories, one per mounted hierarchy (v1 controllers and/or the cgroup2 mount).
     pub paths: Vec<PathBuf>,
+    /// v1: controller name (`memory`, `cpu`, `name=systemd`, ...) → the container's directory.
+    #[serde(default)]
+    pub v1: BTreeMap<String, PathBuf>,
+    /// The container's directory on the cgroup2 mount (pure v2 or hybrid).
+    #[serde(default)]
+    pub v2: Option<PathBuf>,
+    /// Pure v2: every controller is on `v2`. (Hybrid: `v1` is non-empty and `v2` is set.)
+    #[serde(default)]
+    pub unified_only: bool,
+    /// The resources last applied (config, then each `update`), for `update` and `events`.
+    #[serde(default)]
+    pub resources: Option<LinuxResources>,
+}
+
+/// What `cgroupsPath` means, as runc's cgroupfs driver: an absolute path is below each
+/// hierarchy's root; a relative one is below husk's own cgroup in that hierarchy; an empty one
+/// is the container id, relative (runc 1.1.5: `Name = id`, joined to its own cgroup).
+fn inner_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupError> {
+    let p = match cgroups_path {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from(id),
+    };
+    // Clean the path lexically like runc's utils.CleanPath: no `..` may escape the hierarchy.
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err(CgroupError::field(
+            "linux.cgroupsPath",
+            format!("{:?} names the root cgroup", p.display().to_string()),
+        ));
+    }
+    if p.is_absolute() {
+        Ok(Path::new("/").join(out))
+    } else {
+        Ok(out)
+    }
 }
 
 impl Manager {
     /// Paths for `cgroupsPath` (absolute, relative to husk's own cgroup, or empty: runc's default).
-    pub fn new(_cgroups_path: Option<&Path>, _id: &str) -> Result<Manager, CgroupError> {
-        Ok(Manager::default())
+    pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager, CgroupError> {
+        let h = Hierarchies::get()?;
+        let inner = inner_path(cgroups_path, id)?;
+        let mut m = Manager {
+            unified_only: h.v1.is_empty(),
+            ..Manager::default()
+        };
+        for (ctrl, mnt) in &h.v1 {
+            m.v1.insert(ctrl.clone(), mnt.dir_for(&inner));
+        }
+        if let Some(mnt) = &h.v2 {
+            m.v2 = Some(mnt.dir_for(&inner));
+        }
+        let mut paths: Vec<PathBuf> = m.v1.values().cloned().collect();
+        paths.extend(m.v2.iter().cloned());
+        paths.sort();
+        paths.dedup();
+        m.paths = paths;
+        Ok(m)
+    }
+
+    /// The distinct v1 directories (co-mounted controllers share one).
+    fn v1_dirs(&self) -> Vec<&PathBuf> {
+        let mut d: Vec<&PathBuf> = self.v1.values().collect();
+        d.sort();
+        d.dedup();
+        d
     }
 
     /// Create the directories; on v2 return a dirfd of the leaf for CLONE_INTO_CGROUP.
+    ///
+    /// A directory that already exists is an error (runc would join it; a container sharing a
+    /// cgroup with something else cannot be paused, killed or removed safely), as is a frozen
+    /// parent (the init would hang in it).
     pub fn create(&self) -> Result<Option<OwnedFd>, CgroupError> {
-        Ok(None)
+        for dir in self.v1_dirs().into_iter().chain(self.v2.iter()) {
+            if dir.exists() {
+                return Err(CgroupError::path(
+                    dir,
+                    "already exists: linux.cgroupsPath must name a new cgroup",
+                ));
+            }
+        }
+        let res = self.create_dirs();
+        if res.is_err() {
+            let _ = self.destroy();
+        }
+        res
+    }
+
+    fn create_dirs(&self) -> Result<Option<OwnedFd>, CgroupError> {
+        for (ctrl, dir) in &self.v1 {
+            let Some(mnt) = Hierarchies::get()?.v1.get(ctrl).cloned() else {
+                continue;
+            };
+            fsutil::mkdir_all(&mnt.mountpoint, dir)?;
+            if ctrl == "cpuset" {
+                v1::init_cpuset(&mnt.mountpoint, dir)?;
+            }
+            if v1::is_frozen_path(dir) {
+                return Err(CgroupError::path(
+                    dir,
+                    "the parent cgroup is frozen: the container could not start",
+                ));
+            }
+        }
+        let Some(dir) = &self.v2 else {
+            return Ok(None);
+        };
+        let mnt = Hierarchies::get()?
+            .v2
+            .clone()
+            .ok_or_else(|| CgroupError::Other("cgroup2 mount vanished".into()))?;
+        let first_new = fsutil::mkdir_all(&mnt.mountpoint, dir)?;
+        if self.unified_only {
+            // Enable every available controller on the directories we made (the leaf's
+            // ancestors) and their existing parent, best effort like runc: the parent may hold
+            // processes (no-internal-processes) — then apply() names the missing controller.
+            if let Some(first) = first_new {
+                let mut p = first.parent().map(Path::to_path_buf);
+                while let Some(cur) = p {
+                    if &cur == dir {
+                        break;
+                    }
+                    v2::enable_all_controllers(&cur);
+                    p = next_towards(&cur, dir);
+                }
+            }
+        }
+        if v2::is_frozen_path(dir) {
+            return Err(CgroupError::path(
+                dir,
+                "the parent cgroup is frozen: the container could not start",
+            ));
+        }
+        let fd = nix::fcntl::open(
+            dir.as_path(),
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| CgroupError::path(dir, format!("open: {e}")))?;
+        Ok(Some(fd))
     }
 
     /// Move `pid` into every hierarchy (those it was not born into).
-    pub fn add_task(&self, _pid: Pid, _born_in_v2: bool) -> Result<(), CgroupError> {
+    pub fn add_task(&self, pid: Pid, born_in_v2: bool) -> Result<(), CgroupError> {
+        for dir in self.v1_dirs() {
+            write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        if let Some(dir) = &self.v2 {
+            if !born_in_v2 {
+                write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
+            }
+        }
         Ok(())
     }
 
     /// Apply `linux.resources`.
-    pub fn apply(&self, _resources: &LinuxResources) -> Result<(), CgroupError> {
-        Ok(())
+    pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        check_unsupported(self, r)?;
+        if self.unified_only {
+            let dir = self
+                .v2
+                .as_ref()
+                .ok_or_else(|| CgroupError::Other("no cgroup2 dir".into()))?;
+            v2::apply(dir, r)
+        } else {
+            v1::apply(self, r)?;
+            if let Some(dir) = &self.v2 {
+                v2::apply_hybrid_extras(self, dir, r)?;
+            }
+            // Hybrid: the v1 devices controller enforces the rules; the same rules as an
+            // eBPF filter on the cgroup2 directory are a second, best-effort layer.
+            if let (Some(dir), Some(devs)) = (&self.v2, r.devices()) {
+                if let Err(e) = devices::apply_bpf(dir, devs) {
+                    crate::logging::debug(&format!("hybrid eBPF device filter: {e}"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The directory whose `cgroup.procs` lists every process of the container.
+    fn procs_dir(&self) -> Option<&PathBuf> {
+        if let Some(d) = &self.v2 {
+            return Some(d);
+        }
+        ["pids", "freezer", "memory", "cpu", "devices"]
+            .iter()
+            .find_map(|c| self.v1.get(*c))
+            .or_else(|| self.v1.values().next())
     }
 
     /// Every pid in the cgroup (host pids).
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
-        Ok(Vec::new())
+        let Some(dir) = self.procs_dir() else {
+            return Ok(Vec::new());
+        };
+        let f = dir.join("cgroup.procs");
+        let text = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(CgroupError::path(&f, format!("read: {e}"))),
+        };
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// The freezer in use: the v1 freezer controller if mounted, else cgroup2's cgroup.freeze.
+    fn freezer(&self) -> Option<(bool, &PathBuf)> {
+        if let Some(d) = self.v1.get("freezer") {
+            return Some((true, d));
+        }
+        self.v2.as_ref().map(|d| (false, d))
     }
 
     /// Whether the cgroup is frozen (state reports `paused`).
     pub fn is_frozen(&self) -> bool {
-        false
+        match self.freezer() {
+            Some((true, d)) => v1::is_frozen_self(d),
+            Some((false, d)) => v2::is_frozen_path(d),
+            None => false,
+        }
+    }
+
+    /// Freeze (`true`) or thaw, and wait until the kernel reports it done.
+    pub fn set_frozen(&self, frozen: bool) -> Result<(), CgroupError> {
+        match self.freezer() {
+            Some((true, d)) => v1::freeze(d, frozen),
+            Some((false, d)) => v2::freeze(d, frozen),
+            None => Err(CgroupError::Other(
+                "no freezer: neither the v1 freezer nor cgroup2 is mounted".into(),
+            )),
+        }
+    }
+
+    /// Send `sig` to every process of the container. SIGKILL uses cgroup2's `cgroup.kill`
+    /// where the kernel has it (no pid can escape by forking); a frozen cgroup is thawed after
+    /// a SIGKILL so that the signal is delivered.
+    pub fn signal_all(&self, sig: i32) -> Result<(), CgroupError> {
+        let frozen = self.is_frozen();
+        let mut done = false;
+        if sig == libc::SIGKILL {
+            if let Some(d) = &self.v2 {
+                let kill = d.join("cgroup.kill");
+                if kill.exists() && write_file(&kill, "1").is_ok() {
+                    done = true;
+                }
+            }
+        }
+        if !done {
+            let s = nix::sys::signal::Signal::try_from(sig).ok();
+            for pid in self.pids()? {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), s);
+            }
+        }
+        if frozen && sig == libc::SIGKILL {
+            self.set_frozen(false)?;
+        }
+        Ok(())
     }
 
     /// Remove the directories (after the processes are gone). Idempotent.
     pub fn destroy(&self) -> Result<(), CgroupError> {
-        Ok(())
+        let mut first_err = None;
+        let mut dirs: Vec<&PathBuf> = self.v1_dirs();
+        dirs.extend(self.v2.iter());
+        for dir in dirs {
+            if let Err(e) = rmdir_retry(dir) {
+                first_err.get_or_insert(e);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
+
+    /// Statistics in runc's `events` shape.
+    pub fn stats(&self) -> Result<stats::Stats, CgroupError> {
+        if self.unified_only {
+            let dir = self
+                .v2
+                .as_ref()
+                .ok_or_else(|| CgroupError::Other("no cgroup2 dir".into()))?;
+            Ok(v2::stats(dir))
+        } else {
+            let mut s = v1::stats(self);
+            if !self.v1.contains_key("hugetlb") {
+                if let Some(d) = &self.v2 {
+                    s.hugetlb = v2::hugetlb_stats(d);
+                }
+            }
+            Ok(s)
+        }
+    }
+
+    /// How many times the OOM killer has killed in the container (for `events`).
+    pub fn oom_kills(&self) -> u64 {
+        if self.unified_only {
+            self.v2.as_ref().map(|d| v2::oom_kills(d)).unwrap_or(0)
+        } else {
+            self.v1.get("memory").map(|d| v1::oom_kills(d)).unwrap_or(0)
+        }
+    }
+}
+
+/// The next directory below `cur` on the way to `leaf`.
+fn next_towards(cur: &Path, leaf: &Path) -> Option<PathBuf> {
+    let rest = leaf.strip_prefix(cur).ok()?;
+    let first = rest.components().next()?;
+    Some(cur.join(first))
+}
+
+/// rmdir, retrying briefly while the last processes leave (EBUSY). Missing is fine.
+fn rmdir_retry(dir: &Path) -> Result<(), CgroupError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(CgroupError::path(dir, format!("remove: {e}"))),
+        }
+    }
+}
+
+/// Fields no hierarchy here can honour: a clear error naming them rather than silence.
+fn check_unsupported(m: &Manager, r: &LinuxResources) -> Result<(), CgroupError> {
+    if let Some(u) = r.unified() {
+        if !u.is_empty() && !m.unified_only {
+            // runc: "invalid configuration: cannot use unified on cgroup v1".
+            return Err(CgroupError::field(
+                "linux.resources.unified",
+                "cannot use unified on cgroup v1 (this host's controllers are on cgroup v1)",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -141,16 +141,16 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         }
         None => None,
     };
-    let forked = sys::clone3(
-        ns.new.bits() as u64,
-        true,
-        born_in.as_ref().map(|f| f.as_fd()),
-    );
+    // A new cgroup namespace is made by the init once it is in all its cgroups (v1 hierarchies
+    // are joined after the clone): its root must be the container's cgroup, as with runc.
+    let late_cgroupns = ns.new.contains(CloneFlags::CLONE_NEWCGROUP);
+    let clone_flags = (ns.new - CloneFlags::CLONE_NEWCGROUP).bits() as u64;
+    let forked = sys::clone3(clone_flags, true, born_in.as_ref().map(|f| f.as_fd()));
     // CLONE_INTO_CGROUP may be refused (old kernel); then clone plainly and move the child.
     let (forked, born_in_cgroup) = match forked {
         Err(
             nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS | nix::errno::Errno::EOPNOTSUPP,
-        ) if born_in.is_some() => (sys::clone3(ns.new.bits() as u64, true, None), false),
+        ) if born_in.is_some() => (sys::clone3(clone_flags, true, None), false),
         other => (other, born_in.is_some()),
     };
     if let Some(own) = &restore_pidns {
@@ -169,6 +169,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
                 caps,
                 extra_fds: listen_fds + opts.preserve_fds,
                 extra_env,
+                late_cgroupns,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -237,7 +238,10 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         created: crate::logging::rfc3339_now(true),
         owner: String::new(),
         annotations,
-        cgroup: cgroup.clone(),
+        cgroup: cgroups::Manager {
+            resources: linux.and_then(|l| l.resources().clone()),
+            ..cgroup.clone()
+        },
         own_pid_ns,
         hooks,
         oci_version: bundle.spec.version().clone(),

@@ -30,19 +30,20 @@ pub fn wait_exit(pidfd: &OwnedFd, limit: Duration) -> bool {
 
 /// Send `sig` to the init, or with `all` to every process of the container.
 pub fn signal(saved: &Saved, sig: i32, all: bool) -> Result<(), ContainerError> {
-    if all {
-        for pid in saved.cgroup.pids()? {
-            if pid != saved.pid {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::try_from(sig).ok(),
-                );
-            }
-        }
-    }
     let Some(pidfd) = state::open_init(saved) else {
         return Err(ContainerError::Msg("container not running".into()));
     };
+    if all {
+        // Every process of the cgroup (cgroup.kill for SIGKILL where the kernel has it); a
+        // frozen cgroup is thawed after a SIGKILL so that the signal lands.
+        saved.cgroup.signal_all(sig)?;
+        return Ok(());
+    }
+    if sig == libc::SIGKILL && saved.cgroup.is_frozen() {
+        let _ = sys::pidfd_send_signal(pidfd.as_fd(), sig);
+        saved.cgroup.set_frozen(false)?;
+        return Ok(());
+    }
     match sys::pidfd_send_signal(pidfd.as_fd(), sig) {
         Ok(()) => Ok(()),
         // runc's wording; containerd treats it as "already finished".

@@ -79,6 +79,9 @@ pub struct Init<'a> {
     pub extra_fds: u32,
     /// Extra environment for the process (LISTEN_FDS, LISTEN_PID).
     pub extra_env: Vec<String>,
+    /// Unshare the cgroup namespace after Go (the clone did not): its root must be the
+    /// container's cgroup on every hierarchy, and v1 hierarchies are joined after the clone.
+    pub late_cgroupns: bool,
 }
 
 /// Run the init. Never returns: it execs the container process or exits after reporting.
@@ -109,6 +112,10 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
 
     // 2. Namespaces given by path (the new ones came with the clone).
     namespaces::join_all(&init.ns.join)?;
+    if init.late_cgroupns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(sys_err("unshare(CLONE_NEWCGROUP)"))?;
+    }
     nix::unistd::setsid().map_err(sys_err("setsid"))?;
 
     // 3. The filesystem: propagation, rootfs, mounts in order, /dev.

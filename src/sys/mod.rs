@@ -2,6 +2,7 @@
 //! close_range, prctl bits, and the new mount API (in `mount.rs`). Nothing else in the crate
 //! may use `unsafe`; every block here says why it is sound.
 
+pub mod bpf;
 pub mod mount;
 
 use std::ffi::CString;
