@@ -615,3 +615,25 @@ fn device_rules_enforced_inside() {
     assert!(err.contains("not permitted"), "{err}");
     rt.assert_gone(&id);
 }
+
+/// The init of a container without its own pid namespace exits, leaving a child behind in the
+/// cgroup: delete kills it and removes the cgroup everywhere.
+#[test]
+fn delete_reaps_leftover_processes() {
+    require_root!();
+    let lay = Layout::detect();
+    let rt = Runtime::new("cgleft");
+    let id = rt.id("");
+    let mut b = bundle_with("cgleft", &id, json!({}));
+    b.set_namespaces(&["mount", "ipc", "uts"]);
+    b.sh("sleep 1000 & echo $! > /out/child; echo up > /out/up");
+    rt.create_and_start(&id, &b);
+    b.wait_out("up");
+    let child: i32 = b.wait_out("child").trim().parse().unwrap();
+    rt.wait_status(&id, "stopped");
+    assert!(proc_alive(child));
+    rt.delete(&id, false).ok();
+    wait_for("the leftover child to die", || (!proc_alive(child)).then_some(()));
+    assert!(lay.dirs(&id).is_empty(), "left: {:?}", lay.dirs(&id));
+    rt.assert_gone(&id);
+}

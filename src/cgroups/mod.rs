@@ -86,7 +86,10 @@ pub struct Manager {
 /// is the container id, relative (runc 1.1.5: `Name = id`, joined to its own cgroup).
 fn inner_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupError> {
     let p = match cgroups_path {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        Some(p) if !p.as_os_str().is_empty() => match systemd_path(&p.to_string_lossy()) {
+            Some(sp) => sp,
+            None => p.to_path_buf(),
+        },
         _ => PathBuf::from(id),
     };
     // Clean the path lexically like runc's utils.CleanPath: no `..` may escape the hierarchy.
@@ -111,6 +114,44 @@ fn inner_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupEr
     } else {
         Ok(out)
     }
+}
+
+/// systemd's `slice:prefix:name` form (containerd and Podman with `--systemd-cgroup`).
+/// husk has no systemd driver (no systemd here); it puts the container where systemd would:
+/// `/a.slice/a-b.slice/<prefix>-<name>.scope` (an empty slice is `system.slice`).
+fn systemd_path(p: &str) -> Option<PathBuf> {
+    if p.contains('/') {
+        return None;
+    }
+    let parts: Vec<&str> = p.split(':').collect();
+    let [slice, prefix, name] = parts[..] else {
+        return None;
+    };
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
+    let mut out = PathBuf::from("/");
+    if slice != "-.slice" {
+        let base = slice.strip_suffix(".slice").unwrap_or(slice);
+        let mut acc = String::new();
+        for comp in base.split('-') {
+            if !acc.is_empty() {
+                acc.push('-');
+            }
+            acc.push_str(comp);
+            out.push(format!("{acc}.slice"));
+        }
+    }
+    if name.ends_with(".slice") {
+        out.push(name);
+    } else if prefix.is_empty() {
+        out.push(format!("{name}.scope"));
+    } else {
+        out.push(format!("{prefix}-{name}.scope"));
+    }
+    Some(out)
 }
 
 impl Manager {
@@ -340,6 +381,11 @@ impl Manager {
 
     /// Remove the directories (after the processes are gone). Idempotent.
     pub fn destroy(&self) -> Result<(), CgroupError> {
+        // Processes left behind by an init that died without a pid namespace of its own
+        // (runc kills them too): the directories cannot go while they live.
+        if self.pids().is_ok_and(|p| !p.is_empty()) {
+            let _ = self.signal_all(libc::SIGKILL);
+        }
         let mut first_err = None;
         let mut dirs: Vec<&PathBuf> = self.v1_dirs();
         dirs.extend(self.v2.iter());
@@ -417,4 +463,31 @@ fn check_unsupported(m: &Manager, r: &LinuxResources) -> Result<(), CgroupError>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroups_path_forms() {
+        assert_eq!(inner_path(None, "c1").unwrap(), PathBuf::from("c1"));
+        assert_eq!(
+            inner_path(Some(Path::new("/a/../b/c")), "x").unwrap(),
+            PathBuf::from("/b/c")
+        );
+        assert_eq!(
+            inner_path(Some(Path::new("rel/x")), "x").unwrap(),
+            PathBuf::from("rel/x")
+        );
+        assert!(inner_path(Some(Path::new("/..")), "x").is_err());
+        assert_eq!(
+            inner_path(Some(Path::new("system.slice:cri-containerd:abc")), "x").unwrap(),
+            PathBuf::from("/system.slice/cri-containerd-abc.scope")
+        );
+        assert_eq!(
+            inner_path(Some(Path::new("machine-libpod.slice:libpod:abc")), "x").unwrap(),
+            PathBuf::from("/machine.slice/machine-libpod.slice/libpod-abc.scope")
+        );
+    }
 }
