@@ -633,7 +633,60 @@ fn delete_reaps_leftover_processes() {
     rt.wait_status(&id, "stopped");
     assert!(proc_alive(child));
     rt.delete(&id, false).ok();
-    wait_for("the leftover child to die", || (!proc_alive(child)).then_some(()));
+    wait_for("the leftover child to die", || {
+        (!proc_alive(child)).then_some(())
+    });
+    assert!(lay.dirs(&id).is_empty(), "left: {:?}", lay.dirs(&id));
+    rt.assert_gone(&id);
+}
+
+/// Per-device block I/O throttles and the CFS burst, read back from the host.
+#[test]
+fn blkio_throttles_and_cpu_burst() {
+    require_root!();
+    let lay = Layout::detect();
+    let dev = fs::read_to_string("/sys/block/vda/dev")
+        .or_else(|_| fs::read_to_string("/sys/block/loop0/dev"))
+        .unwrap();
+    let (maj, min) = dev.trim().split_once(':').unwrap();
+    let (maj, min): (i64, i64) = (maj.parse().unwrap(), min.parse().unwrap());
+    let rt = Runtime::new("cgblk");
+    let id = rt.id("");
+    let mut b = bundle_with(
+        "cgblk",
+        &id,
+        json!({
+            "blockIO": {
+                "throttleReadBpsDevice": [{"major": maj, "minor": min, "rate": 1048576}],
+                "throttleWriteIOPSDevice": [{"major": maj, "minor": min, "rate": 100}]
+            },
+            "cpu": {"quota": 20000, "period": 100000, "burst": 1000}
+        }),
+    );
+    b.sh("echo up > /out/up; sleep 1000");
+    rt.create_and_start(&id, &b);
+    b.wait_out("up");
+    if lay.is_v1("blkio") {
+        let d = lay.v1("blkio").unwrap().join(&id);
+        assert_eq!(
+            read(&d.join("blkio.throttle.read_bps_device")),
+            format!("{maj}:{min} 1048576")
+        );
+        assert_eq!(
+            read(&d.join("blkio.throttle.write_iops_device")),
+            format!("{maj}:{min} 100")
+        );
+    } else {
+        let io = read(&lay.v2.as_ref().unwrap().join(&id).join("io.max"));
+        assert!(io.contains(&format!("{maj}:{min} rbps=1048576")), "{io}");
+        assert!(io.contains("wiops=100"), "{io}");
+    }
+    let burst = lay.host(&id, "cpu", "cpu.cfs_burst_us", "cpu.max.burst");
+    // runc 1.1.5 ignores cpu.burst.
+    if burst.exists() && !is_runc() {
+        assert_eq!(read(&burst), "1000");
+    }
+    rt.delete(&id, true).ok();
     assert!(lay.dirs(&id).is_empty(), "left: {:?}", lay.dirs(&id));
     rt.assert_gone(&id);
 }
