@@ -690,3 +690,75 @@ fn blkio_throttles_and_cpu_burst() {
     assert!(lay.dirs(&id).is_empty(), "left: {:?}", lay.dirs(&id));
     rt.assert_gone(&id);
 }
+
+/// `events` (streaming): stats lines every interval, an `oom` event when the OOM killer
+/// strikes in the container, and the command ends once the container has stopped.
+#[test]
+fn events_stream_reports_oom() {
+    require_root!();
+    let lay = Layout::detect();
+    let rt = Runtime::new("cgoom");
+    let id = rt.id("");
+    let mut mem = json!({"limit": 16777216});
+    if lay
+        .v1("memory")
+        .is_some_and(|m| m.join("memory.memsw.limit_in_bytes").exists())
+        || !lay.is_v1("memory")
+    {
+        mem["swap"] = json!(16777216);
+    }
+    let mut b = bundle_with("cgoom", &id, json!({ "memory": mem }));
+    // Wait for the go signal, then grow the shell past the limit.
+    b.sh(
+        "echo up > /out/up; while [ ! -e /out/go ]; do sleep 0.05; done; \
+          x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived > /out/survived",
+    );
+    rt.create_and_start(&id, &b);
+    b.wait_out("up");
+    let out_path = rt.scratch().join("events.out");
+    let out_file = fs::File::create(&out_path).unwrap();
+    let mut ev = Command::new(husk_bin())
+        .args([
+            "--root",
+            &rt.root_str(),
+            "events",
+            "--interval",
+            "50ms",
+            &id,
+        ])
+        .stdout(out_file)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first stats line shows the stream is up before the OOM happens.
+    wait_for("a stats event", || {
+        fs::read_to_string(&out_path)
+            .ok()
+            .filter(|s| s.contains(r#""type":"stats""#))
+    });
+    fs::write(b.out().join("go"), "").unwrap();
+    let text = wait_for("an oom event", || {
+        fs::read_to_string(&out_path)
+            .ok()
+            .filter(|s| s.contains(r#""type":"oom""#))
+    });
+    let oom: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["type"] == "oom")
+        .unwrap();
+    assert_eq!(oom, json!({"type": "oom", "id": id}));
+    // The OOM killer may have taken the init already.
+    let _ = rt.kill(&id, Some("KILL"));
+    rt.wait_status(&id, "stopped");
+    if is_runc() {
+        // runc's events keeps running after the container stopped.
+        let _ = ev.kill();
+        let _ = ev.wait();
+    } else {
+        let st = wait_for("events to exit", || ev.try_wait().unwrap());
+        assert!(st.success(), "{st:?}");
+    }
+    rt.delete(&id, false).ok();
+    rt.assert_gone(&id);
+}
