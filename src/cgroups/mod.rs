@@ -159,8 +159,11 @@ impl Manager {
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager, CgroupError> {
         let h = Hierarchies::get()?;
         let inner = inner_path(cgroups_path, id)?;
+        // A named v1 hierarchy (name=systemd) next to cgroup2 holds no controllers: the host
+        // is still "pure v2" for resources.
+        let v1_controllers = h.v1.keys().any(|k| !k.starts_with("name="));
         let mut m = Manager {
-            unified_only: h.v1.is_empty(),
+            unified_only: !v1_controllers && h.v2.is_some(),
             ..Manager::default()
         };
         for (ctrl, mnt) in &h.v1 {
