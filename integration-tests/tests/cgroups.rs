@@ -762,3 +762,42 @@ fn events_stream_reports_oom() {
     rt.delete(&id, false).ok();
     rt.assert_gone(&id);
 }
+
+/// A frozen parent cgroup: create fails with a clear error instead of hanging, and leaves
+/// nothing (the parent, made and frozen by this test, is left as it was).
+#[test]
+fn frozen_parent_is_an_error() {
+    require_root!();
+    if is_runc() {
+        eprintln!("SKIP: runc hangs or joins here");
+        return;
+    }
+    let lay = Layout::detect();
+    let rt = Runtime::new("cgfrz");
+    let id = rt.id("");
+    let parent = format!("{id}-parent");
+    // Freeze an (empty) parent made by this test on the hierarchy that holds the freezer.
+    let (pdir, file, on, off) = match lay.v1("freezer") {
+        Some(m) => (m.join(&parent), "freezer.state", "FROZEN", "THAWED"),
+        None => (
+            lay.v2.as_ref().unwrap().join(&parent),
+            "cgroup.freeze",
+            "1",
+            "0",
+        ),
+    };
+    fs::create_dir(&pdir).unwrap();
+    fs::write(pdir.join(file), on).unwrap();
+    let mut b = Bundle::new("cgfrz");
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{parent}/{id}"));
+    let out = rt.create(&id, &b);
+    let _ = fs::write(pdir.join(file), off);
+    // Remove the parent on every hierarchy (create may have made it on the others).
+    let mut parents: Vec<PathBuf> = lay.v1.iter().map(|(_, m)| m.join(&parent)).collect();
+    parents.extend(lay.v2.iter().map(|m| m.join(&parent)));
+    for p in parents {
+        let _ = fs::remove_dir(&p);
+    }
+    out.failed().stderr_has("frozen");
+    rt.assert_gone(&id);
+}
