@@ -21,6 +21,8 @@ mod devices;
 mod fsutil;
 pub mod layout;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 mod v1;
 mod v2;
 
@@ -469,7 +471,7 @@ fn check_unsupported(m: &Manager, r: &LinuxResources) -> Result<(), CgroupError>
 }
 
 #[cfg(test)]
-mod tests {
+mod path_tests {
     use super::*;
 
     #[test]
