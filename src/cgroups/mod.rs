@@ -168,11 +168,22 @@ impl Manager {
             unified_only: !v1_controllers && h.v2.is_some(),
             ..Manager::default()
         };
+        // Rootless (or a read-only cgroupfs): hierarchies this process cannot write to are
+        // left out, as runc's rootless mode ignores them; apply() then says what it skipped.
         for (ctrl, mnt) in &h.v1 {
-            m.v1.insert(ctrl.clone(), mnt.dir_for(&inner));
+            let dir = mnt.dir_for(&inner);
+            if writable(&dir) {
+                m.v1.insert(ctrl.clone(), dir);
+            }
         }
         if let Some(mnt) = &h.v2 {
-            m.v2 = Some(mnt.dir_for(&inner));
+            let dir = mnt.dir_for(&inner);
+            if writable(&dir) {
+                m.v2 = Some(dir);
+            }
+        }
+        if m.v2.is_none() {
+            m.unified_only = false;
         }
         let mut paths: Vec<PathBuf> = m.v1.values().cloned().collect();
         paths.extend(m.v2.iter().cloned());
@@ -282,6 +293,15 @@ impl Manager {
 
     /// Apply `linux.resources`.
     pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        if self.v1.is_empty() && self.v2.is_none() {
+            // No writable hierarchy (rootless): runc ignores the limits there too.
+            if r.memory().is_some() || r.cpu().is_some() || r.pids().is_some() {
+                crate::logging::warn(
+                    "linux.resources: no writable cgroup hierarchy (rootless?); resource limits are not applied",
+                );
+            }
+            return Ok(());
+        }
         check_unsupported(self, r)?;
         if self.unified_only {
             let dir = self
@@ -432,6 +452,18 @@ impl Manager {
             self.v1.get("memory").map(|d| v1::oom_kills(d)).unwrap_or(0)
         }
     }
+}
+
+/// Whether this process may create `dir`: its nearest existing ancestor is writable.
+fn writable(dir: &Path) -> bool {
+    let mut p = Some(dir);
+    while let Some(cur) = p {
+        if cur.exists() {
+            return nix::unistd::access(cur, nix::unistd::AccessFlags::W_OK).is_ok();
+        }
+        p = cur.parent();
+    }
+    false
 }
 
 /// The next directory below `cur` on the way to `leaf`.
