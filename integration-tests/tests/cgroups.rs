@@ -448,11 +448,13 @@ fn update_flags_json_and_bad_input() {
     assert!(err.contains("memory"), "{err}");
     assert_eq!(read(&mem), "134217728");
     // A bad value the kernel refuses names the field (runc: exit 1 only).
-    let out = rt.cmd(&["update", "--cpuset-cpus", "999", &id]);
+    let out = rt.cmd(&["update", "--memory", "200m", "--cpuset-cpus", "999", &id]);
     out.failed();
     if !is_runc() {
         out.stderr_has("linux.resources.cpu.cpus");
     }
+    // The memory limit written before the refused cpuset was put back.
+    assert_eq!(read(&mem), "134217728");
     rt.cmd(&["update", "--memory", "lots", &id]).failed();
     assert_eq!(read(&mem), "134217728");
 
