@@ -278,6 +278,24 @@ impl Manager {
         Ok(Some(fd))
     }
 
+    /// A dirfd of the existing cgroup2 leaf, for `exec` to clone its process straight into
+    /// the container's cgroup (CLONE_INTO_CGROUP); None without a cgroup2 directory.
+    #[allow(dead_code)] // for exec
+    pub fn v2_leaf_fd(&self) -> Result<Option<OwnedFd>, CgroupError> {
+        let Some(dir) = &self.v2 else {
+            return Ok(None);
+        };
+        nix::fcntl::open(
+            dir.as_path(),
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map(Some)
+        .map_err(|e| CgroupError::path(dir, format!("open: {e}")))
+    }
+
     /// Move `pid` into every hierarchy (those it was not born into).
     pub fn add_task(&self, pid: Pid, born_in_v2: bool) -> Result<(), CgroupError> {
         for dir in self.v1_dirs() {
