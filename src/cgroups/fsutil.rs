@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use super::CgroupError;
 
-/// Write `value` to a cgroup file (no truncation games: cgroupfs takes one write).
+/// Write `value` to a cgroup file in one write (O_TRUNC as runc; cgroupfs ignores it).
 pub fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
+        .truncate(true)
         .open(path)
         .map_err(|e| CgroupError::path(path, format!("open for writing: {e}")))?;
     f.write_all(value.as_bytes())

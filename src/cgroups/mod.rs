@@ -21,6 +21,8 @@ mod devices;
 mod fsutil;
 pub mod layout;
 pub mod stats;
+#[cfg(test)]
+mod tests;
 mod v1;
 mod v2;
 
@@ -86,7 +88,10 @@ pub struct Manager {
 /// is the container id, relative (runc 1.1.5: `Name = id`, joined to its own cgroup).
 fn inner_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupError> {
     let p = match cgroups_path {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        Some(p) if !p.as_os_str().is_empty() => match systemd_path(&p.to_string_lossy()) {
+            Some(sp) => sp,
+            None => p.to_path_buf(),
+        },
         _ => PathBuf::from(id),
     };
     // Clean the path lexically like runc's utils.CleanPath: no `..` may escape the hierarchy.
@@ -113,20 +118,72 @@ fn inner_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupEr
     }
 }
 
+/// systemd's `slice:prefix:name` form (containerd and Podman with `--systemd-cgroup`).
+/// husk has no systemd driver (no systemd here); it puts the container where systemd would:
+/// `/a.slice/a-b.slice/<prefix>-<name>.scope` (an empty slice is `system.slice`).
+fn systemd_path(p: &str) -> Option<PathBuf> {
+    if p.contains('/') {
+        return None;
+    }
+    let parts: Vec<&str> = p.split(':').collect();
+    let [slice, prefix, name] = parts[..] else {
+        return None;
+    };
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
+    let mut out = PathBuf::from("/");
+    if slice != "-.slice" {
+        let base = slice.strip_suffix(".slice").unwrap_or(slice);
+        let mut acc = String::new();
+        for comp in base.split('-') {
+            if !acc.is_empty() {
+                acc.push('-');
+            }
+            acc.push_str(comp);
+            out.push(format!("{acc}.slice"));
+        }
+    }
+    if name.ends_with(".slice") {
+        out.push(name);
+    } else if prefix.is_empty() {
+        out.push(format!("{name}.scope"));
+    } else {
+        out.push(format!("{prefix}-{name}.scope"));
+    }
+    Some(out)
+}
+
 impl Manager {
     /// Paths for `cgroupsPath` (absolute, relative to husk's own cgroup, or empty: runc's default).
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager, CgroupError> {
         let h = Hierarchies::get()?;
         let inner = inner_path(cgroups_path, id)?;
+        // A named v1 hierarchy (name=systemd) next to cgroup2 holds no controllers: the host
+        // is still "pure v2" for resources.
+        let v1_controllers = h.v1.keys().any(|k| !k.starts_with("name="));
         let mut m = Manager {
-            unified_only: h.v1.is_empty(),
+            unified_only: !v1_controllers && h.v2.is_some(),
             ..Manager::default()
         };
+        // Rootless (or a read-only cgroupfs): hierarchies this process cannot write to are
+        // left out, as runc's rootless mode ignores them; apply() then says what it skipped.
         for (ctrl, mnt) in &h.v1 {
-            m.v1.insert(ctrl.clone(), mnt.dir_for(&inner));
+            let dir = mnt.dir_for(&inner);
+            if writable(&dir) {
+                m.v1.insert(ctrl.clone(), dir);
+            }
         }
         if let Some(mnt) = &h.v2 {
-            m.v2 = Some(mnt.dir_for(&inner));
+            let dir = mnt.dir_for(&inner);
+            if writable(&dir) {
+                m.v2 = Some(dir);
+            }
+        }
+        if m.v2.is_none() {
+            m.unified_only = false;
         }
         let mut paths: Vec<PathBuf> = m.v1.values().cloned().collect();
         paths.extend(m.v2.iter().cloned());
@@ -221,6 +278,24 @@ impl Manager {
         Ok(Some(fd))
     }
 
+    /// A dirfd of the existing cgroup2 leaf, for `exec` to clone its process straight into
+    /// the container's cgroup (CLONE_INTO_CGROUP); None without a cgroup2 directory.
+    #[allow(dead_code)] // for exec
+    pub fn v2_leaf_fd(&self) -> Result<Option<OwnedFd>, CgroupError> {
+        let Some(dir) = &self.v2 else {
+            return Ok(None);
+        };
+        nix::fcntl::open(
+            dir.as_path(),
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map(Some)
+        .map_err(|e| CgroupError::path(dir, format!("open: {e}")))
+    }
+
     /// Move `pid` into every hierarchy (those it was not born into).
     pub fn add_task(&self, pid: Pid, born_in_v2: bool) -> Result<(), CgroupError> {
         for dir in self.v1_dirs() {
@@ -236,6 +311,15 @@ impl Manager {
 
     /// Apply `linux.resources`.
     pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        if self.v1.is_empty() && self.v2.is_none() {
+            // No writable hierarchy (rootless): runc ignores the limits there too.
+            if r.memory().is_some() || r.cpu().is_some() || r.pids().is_some() {
+                crate::logging::warn(
+                    "linux.resources: no writable cgroup hierarchy (rootless?); resource limits are not applied",
+                );
+            }
+            return Ok(());
+        }
         check_unsupported(self, r)?;
         if self.unified_only {
             let dir = self
@@ -340,6 +424,11 @@ impl Manager {
 
     /// Remove the directories (after the processes are gone). Idempotent.
     pub fn destroy(&self) -> Result<(), CgroupError> {
+        // Processes left behind by an init that died without a pid namespace of its own
+        // (runc kills them too): the directories cannot go while they live.
+        if self.pids().is_ok_and(|p| !p.is_empty()) {
+            let _ = self.signal_all(libc::SIGKILL);
+        }
         let mut first_err = None;
         let mut dirs: Vec<&PathBuf> = self.v1_dirs();
         dirs.extend(self.v2.iter());
@@ -383,6 +472,18 @@ impl Manager {
     }
 }
 
+/// Whether this process may create `dir`: its nearest existing ancestor is writable.
+fn writable(dir: &Path) -> bool {
+    let mut p = Some(dir);
+    while let Some(cur) = p {
+        if cur.exists() {
+            return nix::unistd::access(cur, nix::unistd::AccessFlags::W_OK).is_ok();
+        }
+        p = cur.parent();
+    }
+    false
+}
+
 /// The next directory below `cur` on the way to `leaf`.
 fn next_towards(cur: &Path, leaf: &Path) -> Option<PathBuf> {
     let rest = leaf.strip_prefix(cur).ok()?;
@@ -417,4 +518,31 @@ fn check_unsupported(m: &Manager, r: &LinuxResources) -> Result<(), CgroupError>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn cgroups_path_forms() {
+        assert_eq!(inner_path(None, "c1").unwrap(), PathBuf::from("c1"));
+        assert_eq!(
+            inner_path(Some(Path::new("/a/../b/c")), "x").unwrap(),
+            PathBuf::from("/b/c")
+        );
+        assert_eq!(
+            inner_path(Some(Path::new("rel/x")), "x").unwrap(),
+            PathBuf::from("rel/x")
+        );
+        assert!(inner_path(Some(Path::new("/..")), "x").is_err());
+        assert_eq!(
+            inner_path(Some(Path::new("system.slice:cri-containerd:abc")), "x").unwrap(),
+            PathBuf::from("/system.slice/cri-containerd-abc.scope")
+        );
+        assert_eq!(
+            inner_path(Some(Path::new("machine-libpod.slice:libpod:abc")), "x").unwrap(),
+            PathBuf::from("/machine.slice/machine-libpod.slice/libpod-abc.scope")
+        );
+    }
 }

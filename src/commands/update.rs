@@ -30,7 +30,14 @@ pub fn run(ctx: &Ctx, a: UpdateArgs) -> Result<()> {
     // deny everything to the running container.
     let mut to_apply = merged.clone();
     to_apply.set_devices(None);
-    saved.cgroup.apply(&to_apply)?;
+    if let Err(e) = saved.cgroup.apply(&to_apply) {
+        // Put back what was there (runc does too), so a refused update changes nothing.
+        if let Some(mut old) = saved.cgroup.resources.clone() {
+            old.set_devices(None);
+            let _ = saved.cgroup.apply(&old);
+        }
+        return Err(e.into());
+    }
     saved.cgroup.resources = Some(merged);
     dir.save(&saved)?;
     Ok(())
