@@ -291,9 +291,8 @@ pub struct SpecArgs {
     /// path to the root of the bundle directory
     #[arg(short = 'b', long, value_name = "DIR")]
     pub bundle: Option<PathBuf>,
-    /// generate a configuration for a rootless container
-    #[arg(long)]
-    pub rootless: bool,
+    // `spec --rootless` is the global `--rootless` option (clap cannot have both); the
+    // dispatcher hands its value to `spec`.
 }
 
 #[derive(Args, Debug)]

@@ -50,7 +50,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Delete(a) => delete::run(&ctx, a),
         Command::Run(a) => run::run(&ctx, a),
         Command::List(a) => list::run(&ctx, a),
-        Command::Spec(a) => spec::run(a),
+        Command::Spec(a) => spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")),
         Command::Exec(a) => exec::run(&ctx, a),
         Command::Ps(a) => ps::run(&ctx, a),
         Command::Pause(a) => pause::run(&ctx, a),

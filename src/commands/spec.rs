@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 
 const TEMPLATE: &str = include_str!("templates/config.json");
 
-pub fn run(a: SpecArgs) -> Result<()> {
+pub fn run(a: SpecArgs, rootless: bool) -> Result<()> {
     let dir = a.bundle.as_deref().unwrap_or(Path::new("."));
     if !dir.is_dir() {
         return Err(Error::msg(format!(
@@ -22,7 +22,7 @@ pub fn run(a: SpecArgs) -> Result<()> {
     }
     let mut spec: serde_json::Value = serde_json::from_str(TEMPLATE)
         .map_err(|e| Error::msg(format!("built-in template: {e}")))?;
-    if a.rootless {
+    if rootless {
         make_rootless(&mut spec);
     }
     let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
