@@ -14,6 +14,7 @@ mod logging;
 mod namespaces;
 mod process;
 mod rootfs;
+mod seccomp;
 mod signals;
 mod state;
 mod sys;

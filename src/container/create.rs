@@ -75,6 +75,12 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     let ns = namespaces::Plan::from_spec(&bundle.spec)?;
     let linux = bundle.spec.linux().as_ref();
     let cgroup = cgroups::Manager::new(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+    // Compiled (or taken from the cache) before anything exists: a bad profile leaves nothing.
+    let seccomp = crate::seccomp::prepare(
+        linux.and_then(|l| l.seccomp().as_ref()),
+        Some(&crate::seccomp::cache_dir(root)),
+    )?;
+    let seccomp_listener = seccomp.as_ref().and_then(|p| p.listener.clone());
 
     // From here on, every failure undoes what was made.
     dir.create()?;
@@ -169,6 +175,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
                 caps,
                 extra_fds: listen_fds + opts.preserve_fds,
                 extra_env,
+                seccomp,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -188,7 +195,8 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         .unwrap_or_default();
     let hooks = bundle.spec.hooks().clone();
     loop {
-        match host_end.recv()?.0 {
+        let (msg, fds) = host_end.recv()?;
+        match msg {
             Msg::HooksReady => {
                 let state = hooks::state_json(
                     bundle.spec.version(),
@@ -214,6 +222,31 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
                     Some(&bundle.dir),
                 )?;
                 host_end.send(&Msg::HooksDone)?;
+            }
+            // SCMP_ACT_NOTIFY: pass the init's listener fd on to the agent (see seccomp.rs).
+            Msg::SeccompFd => {
+                let (Some(listener), Some(fd)) = (&seccomp_listener, fds.first()) else {
+                    return Err(ContainerError::Msg(
+                        "linux.seccomp: the init sent no seccomp notify fd".into(),
+                    ));
+                };
+                let state = hooks::state_json(
+                    bundle.spec.version(),
+                    id,
+                    "creating",
+                    pid.as_raw(),
+                    &bundle.dir,
+                    &annotations,
+                );
+                crate::seccomp::send_to_listener(
+                    listener,
+                    pid.as_raw(),
+                    &state,
+                    bundle.spec.version(),
+                    fd,
+                )?;
+                drop(fds);
+                host_end.send(&Msg::SeccompDone)?;
             }
             Msg::Ready => break,
             Msg::Error(e) => return Err(ContainerError::Msg(e)),

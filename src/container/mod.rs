@@ -7,7 +7,7 @@ pub mod ops;
 
 use crate::{
     bundle::BundleError, capabilities::CapsError, cgroups::CgroupError, channel::ChannelError,
-    hooks::HookError, namespaces::NsError, state::StateError,
+    hooks::HookError, namespaces::NsError, seccomp::SeccompError, state::StateError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,8 @@ pub enum ContainerError {
     Channel(#[from] ChannelError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
     #[error("{step}: {source}")]
     Sys {
         step: String,

@@ -57,6 +57,8 @@ pub enum InitError {
     },
     #[error("{field}: {msg}")]
     Config { field: String, msg: String },
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 fn sys_err(step: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> InitError {
@@ -79,6 +81,8 @@ pub struct Init<'a> {
     pub extra_fds: u32,
     /// Extra environment for the process (LISTEN_FDS, LISTEN_PID).
     pub extra_env: Vec<String>,
+    /// The compiled `linux.seccomp` filter, if any.
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 /// Run the init. Never returns: it execs the container process or exits after reporting.
@@ -166,6 +170,13 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
             groups.push(*g);
         }
     }
+    // seccomp, step A. Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+    // now, before the capabilities are dropped (as runc does). See `load_seccomp`.
+    let nnp = proc_.no_new_privileges().unwrap_or(false);
+    let notify = init.seccomp.as_ref().is_some_and(|p| p.listener.is_some());
+    if !nnp {
+        load_seccomp(init)?;
+    }
     init.caps.apply_bounding()?;
     sys::set_keepcaps(true).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
     process::switch_user(proc_, &groups, true)?;
@@ -194,6 +205,12 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
     // 11. Ready: the host records the container; we wait for `start`. The death signal is
     // cleared first because `create` exits as soon as it has recorded us.
     sys::set_parent_death_signal(0).map_err(sys_err("prctl(PR_SET_PDEATHSIG)"))?;
+    // seccomp, step B. A notify filter's fd must reach the host while `create` still runs,
+    // so with no_new_privs it is loaded here rather than right before execve.
+    if nnp && notify {
+        sys::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        load_seccomp(init)?;
+    }
     init.chan.send(&Msg::Ready)?;
     wait_for_start(&init.fifo)?;
 
@@ -208,8 +225,10 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
     // 13. Only stdio and the preserved fds cross into the container; everything of ours is
     // closed (CVE-2024-21626 leaked a host cgroup fd).
     sys::close_fds_from(3 + init.extra_fds).map_err(sys_err("close_range"))?;
-    if proc_.no_new_privileges().unwrap_or(false) {
+    if nnp && !notify {
         sys::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        // seccomp, step C: last, so the profile need not allow husk's own syscalls.
+        load_seccomp(init)?;
     }
     let err = sys::execve(&path, &args, &env);
     Err(ProcessError::Exec {
@@ -217,6 +236,22 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
         source: err,
     }
     .into())
+}
+
+/// Load the seccomp filter; for SCMP_ACT_NOTIFY, hand the listener fd to the host (which
+/// passes it to the agent at listenerPath) and wait until it has done so, as runc.
+fn load_seccomp(init: &Init) -> Result<(), InitError> {
+    use std::os::fd::AsRawFd;
+    let Some(program) = &init.seccomp else {
+        return Ok(());
+    };
+    if let Some(fd) = program.load()? {
+        init.chan
+            .send_with_fds(&Msg::SeccompFd, &[fd.as_raw_fd()])?;
+        drop(fd);
+        init.chan.expect(Msg::SeccompDone)?;
+    }
+    Ok(())
 }
 
 /// Block until `start` writes its byte into the exec fifo.

@@ -3,6 +3,7 @@
 //! may use `unsafe`; every block here says why it is sound.
 
 pub mod mount;
+pub mod seccomp;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
