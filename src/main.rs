@@ -18,6 +18,7 @@ mod seccomp;
 mod signals;
 mod state;
 mod sys;
+mod userns;
 
 use clap::Parser;
 

@@ -73,6 +73,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     }
     let caps = Sets::from_spec(process.capabilities().as_ref())?;
     let ns = namespaces::Plan::from_spec(&bundle.spec)?;
+    // User and time namespaces: validated now, applied around the clone (see userns.rs).
+    let id_maps = crate::userns::Maps::from_spec(&bundle.spec)?;
+    let time_offsets = crate::userns::time_offsets(&bundle.spec)?;
     let linux = bundle.spec.linux().as_ref();
     let cgroup = cgroups::Manager::new(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
     // Compiled (or taken from the cache) before anything exists: a bad profile leaves nothing.
@@ -147,8 +150,12 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         }
         None => None,
     };
+    let own_time_ns = match &time_offsets {
+        Some(offsets) => Some(crate::userns::prepare_time_ns(offsets)?),
+        None => None,
+    };
     let forked = sys::clone3(
-        ns.new.bits() as u64,
+        ns.clone_flags().bits() as u64,
         true,
         born_in.as_ref().map(|f| f.as_fd()),
     );
@@ -156,9 +163,16 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     let (forked, born_in_cgroup) = match forked {
         Err(
             nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS | nix::errno::Errno::EOPNOTSUPP,
-        ) if born_in.is_some() => (sys::clone3(ns.new.bits() as u64, true, None), false),
+        ) if born_in.is_some() => (
+            sys::clone3(ns.clone_flags().bits() as u64, true, None),
+            false,
+        ),
         other => (other, born_in.is_some()),
     };
+    // Only the parent goes back to its own clocks: the init stays in the new time namespace.
+    if let (Some(own), false) = (&own_time_ns, matches!(forked, Ok(Forked::Child))) {
+        crate::userns::restore_time_ns(own)?;
+    }
     if let Some(own) = &restore_pidns {
         let _ = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
     }
@@ -185,6 +199,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     undo.child = Some((pid, pidfd));
 
     cgroup.add_task(pid, born_in_cgroup)?;
+    if let Some(maps) = &id_maps {
+        maps.write(pid.as_raw())?;
+    }
     host_end.send(&Msg::Go)?;
 
     let annotations: BTreeMap<String, String> = bundle

@@ -8,6 +8,7 @@ pub mod ops;
 use crate::{
     bundle::BundleError, capabilities::CapsError, cgroups::CgroupError, channel::ChannelError,
     hooks::HookError, namespaces::NsError, seccomp::SeccompError, state::StateError,
+    userns::UsernsError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,8 @@ pub enum ContainerError {
     Hook(#[from] HookError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Userns(#[from] UsernsError),
     #[error("{step}: {source}")]
     Sys {
         step: String,

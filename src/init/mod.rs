@@ -59,6 +59,8 @@ pub enum InitError {
     Config { field: String, msg: String },
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Userns(#[from] crate::userns::UsernsError),
 }
 
 fn sys_err(step: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> InitError {
@@ -113,6 +115,11 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
 
     // 2. Namespaces given by path (the new ones came with the clone).
     namespaces::join_all(&init.ns.join)?;
+    // New namespaces that must be owned by a user namespace joined by path: made now.
+    namespaces::unshare_after_join(&init.ns)?;
+    if init.ns.isolates(LinuxNamespaceType::User) {
+        crate::userns::become_root()?;
+    }
     nix::unistd::setsid().map_err(sys_err("setsid"))?;
 
     // 3. The filesystem: propagation, rootfs, mounts in order, /dev.
