@@ -11,6 +11,7 @@ mod error;
 mod hooks;
 mod init;
 mod logging;
+mod lsm;
 mod namespaces;
 mod process;
 mod rootfs;

@@ -84,6 +84,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         Some(&crate::seccomp::cache_dir(root)),
     )?;
     let seccomp_listener = seccomp.as_ref().and_then(|p| p.listener.clone());
+    crate::lsm::check(&bundle.spec)?;
 
     // From here on, every failure undoes what was made.
     dir.create()?;

@@ -7,7 +7,7 @@ pub mod ops;
 
 use crate::{
     bundle::BundleError, capabilities::CapsError, cgroups::CgroupError, channel::ChannelError,
-    hooks::HookError, namespaces::NsError, seccomp::SeccompError, state::StateError,
+    hooks::HookError, lsm::LsmError, namespaces::NsError, seccomp::SeccompError, state::StateError,
     userns::UsernsError,
 };
 
@@ -31,6 +31,8 @@ pub enum ContainerError {
     Seccomp(#[from] SeccompError),
     #[error(transparent)]
     Userns(#[from] UsernsError),
+    #[error(transparent)]
+    Lsm(#[from] LsmError),
     #[error("{step}: {source}")]
     Sys {
         step: String,

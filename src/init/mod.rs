@@ -61,6 +61,8 @@ pub enum InitError {
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error(transparent)]
     Userns(#[from] crate::userns::UsernsError),
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
 }
 
 fn sys_err(step: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> InitError {
@@ -177,6 +179,8 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
             groups.push(*g);
         }
     }
+    // AppArmor profile / SELinux label for the execve (lsm.rs), through a checked procfs.
+    crate::lsm::apply(spec)?;
     // seccomp, step A. Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // now, before the capabilities are dropped (as runc does). See `load_seccomp`.
     let nnp = proc_.no_new_privileges().unwrap_or(false);
