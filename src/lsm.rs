@@ -3,9 +3,8 @@
 //!
 //! The process's label is set for its execve by writing the kernel's "exec" attribute of the
 //! init's own thread: `exec <profile>` for AppArmor, the context for SELinux. The write goes
-//! through a file checked to be on procfs (fstatfs), so a container's rootfs that replaced
-//! `/proc` (by a symlink or a bind of its own files) cannot make the label a no-op
-//! (CVE-2019-16884, CVE-2019-19921).
+//! through the init's private procfs instance (procfs.rs), so a container's rootfs that
+//! replaced or covered `/proc` cannot make the label a no-op (CVE-2019-16884, CVE-2019-19921).
 //!
 //! Host without the LSM, as runc 1.1.5 here: a `selinuxLabel` is refused at create ("selinux
 //! label is specified in config, but selinux is disabled or not supported"); an
@@ -13,9 +12,6 @@
 //! says why first). A `mountLabel` without SELinux fails as well (runc's tmpfs mount with
 //! `context=` fails with EINVAL).
 
-use std::io::Write;
-use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -130,34 +126,20 @@ pub fn check(spec: &Spec) -> Result<(), LsmError> {
 
 /// The init, after the rootfs is finished (its /proc is the container's own procfs), before
 /// the capabilities are dropped: set the labels the process will get at execve.
-pub fn apply(spec: &Spec) -> Result<(), LsmError> {
+pub fn apply(spec: &Spec, procfs: &crate::procfs::Proc) -> Result<(), LsmError> {
     let labels = Labels::from_spec(spec);
     let apparmor_dir = Path::new("/proc/thread-self/attr/apparmor").is_dir();
     for (field, file, value) in labels.writes(apparmor_dir) {
-        // /proc/self/task/<tid>/attr/..., every component checked to be procfs at the end.
-        let path = PathBuf::from(format!(
-            "/proc/self/task/{}/attr/{file}",
-            nix::unistd::gettid()
-        ));
-        let err = |msg: String| LsmError::Apply {
-            field,
-            path: path.clone(),
-            msg,
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| err(e.to_string()))?;
-        let fs = nix::sys::statfs::fstatfs(f.as_fd()).map_err(|e| err(e.to_string()))?;
-        if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
-            // CVE-2019-16884: a rootfs whose /proc is not procfs would swallow the label.
-            return Err(err(
-                "not on procfs: the container's /proc is not the kernel's".into(),
-            ));
-        }
-        f.write_all(value.as_bytes())
-            .map_err(|e| err(e.to_string()))?;
+        // Through the private procfs (procfs.rs): a rootfs whose /proc is not the kernel's,
+        // or is covered by mounts, cannot swallow the label (CVE-2019-16884, -2025-52881).
+        let rel = format!("attr/{file}");
+        procfs
+            .write_thread_self(&rel, value.as_bytes())
+            .map_err(|e| LsmError::Apply {
+                field,
+                path: PathBuf::from("/proc/thread-self").join(&rel),
+                msg: e.to_string(),
+            })?;
     }
     Ok(())
 }

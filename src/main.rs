@@ -14,6 +14,7 @@ mod logging;
 mod lsm;
 mod namespaces;
 mod process;
+mod procfs;
 mod rootfs;
 mod seccomp;
 mod signals;

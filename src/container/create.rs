@@ -203,6 +203,15 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     if let Some(maps) = &id_maps {
         maps.write(pid.as_raw())?;
     }
+    // process.oomScoreAdj, from here (as runc): through the host's procfs, which the container
+    // cannot cover (CVE-2025-52881), and before a user namespace makes the init's own
+    // /proc/self files (owned by the unmapped host root, the init being non-dumpable)
+    // unwritable to it.
+    if let Some(score) = process.oom_score_adj() {
+        let path = format!("/proc/{}/oom_score_adj", pid.as_raw());
+        std::fs::write(&path, score.to_string())
+            .map_err(|e| ContainerError::Msg(format!("process.oomScoreAdj: write {path}: {e}")))?;
+    }
     host_end.send(&Msg::Go)?;
 
     let annotations: BTreeMap<String, String> = bundle

@@ -126,6 +126,9 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
 
     // 3. The filesystem: propagation, rootfs, mounts in order, /dev.
     rootfs::prepare(&init.rootfs)?;
+    // Our own writes under /proc go through a private procfs instance (procfs.rs), opened
+    // while the container's /proc is still fully visible (before masked paths).
+    let procfs = crate::procfs::Proc::open().map_err(sys_err("open a private procfs"))?;
 
     // 4. prestart and createRuntime hooks run on the host, in the runtime's namespaces.
     init.chan.send(&Msg::HooksReady)?;
@@ -156,21 +159,14 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
 
     // 7. Names and kernel parameters of the container's own namespaces.
     set_names(init)?;
-    write_sysctls(init)?;
+    write_sysctls(init, &procfs)?;
 
     // 8. Masked and read-only paths, a read-only root.
     rootfs::finish(&init.rootfs)?;
 
-    // 9. The process's identity: rlimits and oom score as root, then user and capabilities.
+    // 9. The process's identity: rlimits as root (the oom score was set by the host before
+    // Go, see create.rs), then user and capabilities.
     process::apply_rlimits(proc_)?;
-    if let Some(score) = proc_.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", score.to_string()).map_err(|e| {
-            InitError::Config {
-                field: "process.oomScoreAdj".into(),
-                msg: format!("write /proc/self/oom_score_adj: {e}"),
-            }
-        })?;
-    }
     let user = proc_.user();
     let info = process::lookup_user(user.uid(), user.gid());
     let mut groups: Vec<u32> = info.supplementary.clone();
@@ -180,7 +176,7 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
         }
     }
     // AppArmor profile / SELinux label for the execve (lsm.rs), through a checked procfs.
-    crate::lsm::apply(spec)?;
+    crate::lsm::apply(spec, &procfs)?;
     // seccomp, step A. Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // now, before the capabilities are dropped (as runc does). See `load_seccomp`.
     let nnp = proc_.no_new_privileges().unwrap_or(false);
@@ -310,7 +306,7 @@ fn set_names(init: &Init) -> Result<(), InitError> {
 /// `linux.sysctl`, written through the container's freshly mounted /proc/sys. Only sysctls
 /// that belong to a namespace the container has of its own are allowed (runc's rule), so a
 /// container cannot change the host's kernel.
-fn write_sysctls(init: &Init) -> Result<(), InitError> {
+fn write_sysctls(init: &Init, procfs: &crate::procfs::Proc) -> Result<(), InitError> {
     let spec = &init.bundle.spec;
     let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
@@ -318,10 +314,13 @@ fn write_sysctls(init: &Init) -> Result<(), InitError> {
     for (key, value) in sysctl {
         check_sysctl(init, key)?;
         let path: PathBuf = ["/proc/sys", &key.replace('.', "/")].iter().collect();
-        std::fs::write(&path, value).map_err(|e| InitError::Config {
-            field: format!("linux.sysctl[{key:?}]"),
-            msg: format!("write {}: {e}", path.display()),
-        })?;
+        let rel = format!("sys/{}", key.replace('.', "/"));
+        procfs
+            .write(&rel, value.as_bytes())
+            .map_err(|e| InitError::Config {
+                field: format!("linux.sysctl[{key:?}]"),
+                msg: format!("write {}: {e}", path.display()),
+            })?;
     }
     Ok(())
 }
