@@ -255,7 +255,23 @@ const NOTIF_SEND: u64 = 0xc018_2101;
 /// The agent: answer every notified syscall with EXDEV; return the state message and the
 /// syscall numbers seen.
 fn agent(listener: UnixListener) -> (Value, Vec<i32>) {
-    let (sock, _) = listener.accept().unwrap();
+    // Never hang the suite if the runtime does not connect: give up after a minute.
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let sock = loop {
+        match listener.accept() {
+            Ok((sock, _)) => break sock,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "nobody connected to the agent"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    sock.set_nonblocking(false).unwrap();
     let (payload, fd) = recv_with_fd(&sock);
     let state: Value = serde_json::from_slice(&payload).unwrap();
     let mut seen = Vec::new();

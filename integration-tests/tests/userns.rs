@@ -55,6 +55,7 @@ fn mappings_are_written_and_files_belong_to_mapped_ids() {
     b.sh(
         "cat /proc/self/uid_map /proc/self/gid_map > /out/maps; id -u > /out/id; \
           cat /proc/self/oom_score_adj /proc/sys/kernel/shmmni > /out/procw; \
+          ls /sys/fs/cgroup/pids/cgroup.procs > /out/cg; \
           touch /out/by-root; ls -ln /bin/busybox | awk '{print $3\":\"$4}' > /out/owner; \
           mount | grep -E ' on /(proc|sys|dev/pts|dev/mqueue) ' | awk '{print $3}' > /out/mounts; \
           echo ok > /out/done; exec sleep 1000",
@@ -77,6 +78,8 @@ fn mappings_are_written_and_files_belong_to_mapped_ids() {
     );
     assert_eq!(b.read_out("id"), "0\n");
     assert_eq!(b.read_out("procw"), "123\n1234\n");
+    // The cgroup hierarchies are mounted inside the user namespace as well.
+    assert_eq!(b.read_out("cg"), "/sys/fs/cgroup/pids/cgroup.procs\n");
     // Inside, the rootfs belongs to root; outside, the file root made belongs to 100000.
     assert_eq!(b.read_out("owner"), "0:0\n");
     let meta = std::fs::metadata(b.out().join("by-root")).unwrap();
