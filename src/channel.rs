@@ -21,6 +21,10 @@ pub enum Msg {
     HooksDone,
     /// init → host: everything is set up; the init now waits on the exec fifo.
     Ready,
+    /// init → host: the seccomp notify fd (SCM_RIGHTS), for the agent at listenerPath.
+    SeccompFd,
+    /// host → init: the seccomp agent has the fd; continue.
+    SeccompDone,
     /// init → host: setup failed at this step.
     Error(String),
 }

@@ -11,12 +11,16 @@ mod error;
 mod hooks;
 mod init;
 mod logging;
+mod lsm;
 mod namespaces;
 mod process;
+mod procfs;
 mod rootfs;
+mod seccomp;
 mod signals;
 mod state;
 mod sys;
+mod userns;
 
 use clap::Parser;
 

@@ -73,14 +73,26 @@ impl Plan {
             _ => 1,
         });
         if join.iter().any(|j| j.typ == LinuxNamespaceType::User)
-            && new.intersects(!CloneFlags::CLONE_NEWUSER)
+            && new.intersects(CloneFlags::CLONE_NEWPID)
         {
-            // The fresh namespaces would be owned by the host's user namespace, not the joined one.
+            // New namespaces must be owned by the joined user namespace, so the init makes
+            // them with unshare(2) after setns(user) (`unshare_after_join`). A new pid
+            // namespace would hold only the init's children, not the init itself.
             return Err(NsError::Unsupported(
-                "joining a user namespace by path together with new namespaces is not supported yet".into(),
+                "a new pid namespace together with a user namespace given by path is not supported; give the pid namespace by path as well".into(),
             ));
         }
         Ok(Plan { new, join })
+    }
+
+    /// The flags for clone3. Without the new time namespace (the host prepares it, see
+    /// userns.rs) and, with a user namespace joined by path, without any: the init then
+    /// unshares them after joining so that the joined user namespace owns them.
+    pub fn clone_flags(&self) -> CloneFlags {
+        if self.joins(LinuxNamespaceType::User).is_some() {
+            return CloneFlags::empty();
+        }
+        self.new - CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)
     }
 
     pub fn has_new(&self, t: LinuxNamespaceType) -> bool {
@@ -109,4 +121,21 @@ pub fn join_all(join: &[Join]) -> Result<(), NsError> {
         })?;
     }
     Ok(())
+}
+
+/// The init, after `join_all`: with a user namespace joined by path, make the new namespaces
+/// now (pid is refused by `Plan::from_spec`; time is prepared by the host).
+pub fn unshare_after_join(plan: &Plan) -> Result<(), NsError> {
+    if plan.joins(LinuxNamespaceType::User).is_none() {
+        return Ok(());
+    }
+    let flags = plan.new - CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    if flags.is_empty() {
+        return Ok(());
+    }
+    nix::sched::unshare(flags).map_err(|e| {
+        NsError::Unsupported(format!(
+            "unshare({flags:?}) after joining the user namespace: {e}"
+        ))
+    })
 }

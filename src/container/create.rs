@@ -73,8 +73,18 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     }
     let caps = Sets::from_spec(process.capabilities().as_ref())?;
     let ns = namespaces::Plan::from_spec(&bundle.spec)?;
+    // User and time namespaces: validated now, applied around the clone (see userns.rs).
+    let id_maps = crate::userns::Maps::from_spec(&bundle.spec)?;
+    let time_offsets = crate::userns::time_offsets(&bundle.spec)?;
     let linux = bundle.spec.linux().as_ref();
     let cgroup = cgroups::Manager::new(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+    // Compiled (or taken from the cache) before anything exists: a bad profile leaves nothing.
+    let seccomp = crate::seccomp::prepare(
+        linux.and_then(|l| l.seccomp().as_ref()),
+        Some(&crate::seccomp::cache_dir(root)),
+    )?;
+    let seccomp_listener = seccomp.as_ref().and_then(|p| p.listener.clone());
+    crate::lsm::check(&bundle.spec)?;
 
     // From here on, every failure undoes what was made.
     dir.create()?;
@@ -143,8 +153,12 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     };
     // A new cgroup namespace is made by the init once it is in all its cgroups (v1 hierarchies
     // are joined after the clone): its root must be the container's cgroup, as with runc.
-    let late_cgroupns = ns.new.contains(CloneFlags::CLONE_NEWCGROUP);
-    let clone_flags = (ns.new - CloneFlags::CLONE_NEWCGROUP).bits() as u64;
+    let late_cgroupns = ns.clone_flags().contains(CloneFlags::CLONE_NEWCGROUP);
+    let clone_flags = (ns.clone_flags() - CloneFlags::CLONE_NEWCGROUP).bits() as u64;
+    let own_time_ns = match &time_offsets {
+        Some(offsets) => Some(crate::userns::prepare_time_ns(offsets)?),
+        None => None,
+    };
     let forked = sys::clone3(clone_flags, true, born_in.as_ref().map(|f| f.as_fd()));
     // CLONE_INTO_CGROUP may be refused (old kernel); then clone plainly and move the child.
     let (forked, born_in_cgroup) = match forked {
@@ -153,6 +167,10 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         ) if born_in.is_some() => (sys::clone3(clone_flags, true, None), false),
         other => (other, born_in.is_some()),
     };
+    // Only the parent goes back to its own clocks: the init stays in the new time namespace.
+    if let (Some(own), false) = (&own_time_ns, matches!(forked, Ok(Forked::Child))) {
+        crate::userns::restore_time_ns(own)?;
+    }
     if let Some(own) = &restore_pidns {
         let _ = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
     }
@@ -170,6 +188,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
                 extra_fds: listen_fds + opts.preserve_fds,
                 extra_env,
                 late_cgroupns,
+                seccomp,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -179,6 +198,18 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     undo.child = Some((pid, pidfd));
 
     cgroup.add_task(pid, born_in_cgroup)?;
+    if let Some(maps) = &id_maps {
+        maps.write(pid.as_raw())?;
+    }
+    // process.oomScoreAdj, from here (as runc): through the host's procfs, which the container
+    // cannot cover (CVE-2025-52881), and before a user namespace makes the init's own
+    // /proc/self files (owned by the unmapped host root, the init being non-dumpable)
+    // unwritable to it.
+    if let Some(score) = process.oom_score_adj() {
+        let path = format!("/proc/{}/oom_score_adj", pid.as_raw());
+        std::fs::write(&path, score.to_string())
+            .map_err(|e| ContainerError::Msg(format!("process.oomScoreAdj: write {path}: {e}")))?;
+    }
     host_end.send(&Msg::Go)?;
 
     let annotations: BTreeMap<String, String> = bundle
@@ -189,7 +220,8 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         .unwrap_or_default();
     let hooks = bundle.spec.hooks().clone();
     loop {
-        match host_end.recv()?.0 {
+        let (msg, fds) = host_end.recv()?;
+        match msg {
             Msg::HooksReady => {
                 let state = hooks::state_json(
                     bundle.spec.version(),
@@ -215,6 +247,31 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
                     Some(&bundle.dir),
                 )?;
                 host_end.send(&Msg::HooksDone)?;
+            }
+            // SCMP_ACT_NOTIFY: pass the init's listener fd on to the agent (see seccomp.rs).
+            Msg::SeccompFd => {
+                let (Some(listener), Some(fd)) = (&seccomp_listener, fds.first()) else {
+                    return Err(ContainerError::Msg(
+                        "linux.seccomp: the init sent no seccomp notify fd".into(),
+                    ));
+                };
+                let state = hooks::state_json(
+                    bundle.spec.version(),
+                    id,
+                    "creating",
+                    pid.as_raw(),
+                    &bundle.dir,
+                    &annotations,
+                );
+                crate::seccomp::send_to_listener(
+                    listener,
+                    pid.as_raw(),
+                    &state,
+                    bundle.spec.version(),
+                    fd,
+                )?;
+                drop(fds);
+                host_end.send(&Msg::SeccompDone)?;
             }
             Msg::Ready => break,
             Msg::Error(e) => return Err(ContainerError::Msg(e)),

@@ -7,7 +7,8 @@ pub mod ops;
 
 use crate::{
     bundle::BundleError, capabilities::CapsError, cgroups::CgroupError, channel::ChannelError,
-    hooks::HookError, namespaces::NsError, state::StateError,
+    hooks::HookError, lsm::LsmError, namespaces::NsError, seccomp::SeccompError, state::StateError,
+    userns::UsernsError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,12 @@ pub enum ContainerError {
     Channel(#[from] ChannelError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Userns(#[from] UsernsError),
+    #[error(transparent)]
+    Lsm(#[from] LsmError),
     #[error("{step}: {source}")]
     Sys {
         step: String,

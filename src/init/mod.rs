@@ -57,6 +57,12 @@ pub enum InitError {
     },
     #[error("{field}: {msg}")]
     Config { field: String, msg: String },
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error(transparent)]
+    Userns(#[from] crate::userns::UsernsError),
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
 }
 
 fn sys_err(step: impl Into<String>) -> impl FnOnce(nix::errno::Errno) -> InitError {
@@ -82,6 +88,8 @@ pub struct Init<'a> {
     /// Unshare the cgroup namespace after Go (the clone did not): its root must be the
     /// container's cgroup on every hierarchy, and v1 hierarchies are joined after the clone.
     pub late_cgroupns: bool,
+    /// The compiled `linux.seccomp` filter, if any.
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 /// Run the init. Never returns: it execs the container process or exits after reporting.
@@ -112,6 +120,11 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
 
     // 2. Namespaces given by path (the new ones came with the clone).
     namespaces::join_all(&init.ns.join)?;
+    // New namespaces that must be owned by a user namespace joined by path: made now.
+    namespaces::unshare_after_join(&init.ns)?;
+    if init.ns.isolates(LinuxNamespaceType::User) {
+        crate::userns::become_root()?;
+    }
     if init.late_cgroupns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .map_err(sys_err("unshare(CLONE_NEWCGROUP)"))?;
@@ -120,6 +133,9 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
 
     // 3. The filesystem: propagation, rootfs, mounts in order, /dev.
     rootfs::prepare(&init.rootfs)?;
+    // Our own writes under /proc go through a private procfs instance (procfs.rs), opened
+    // while the container's /proc is still fully visible (before masked paths).
+    let procfs = crate::procfs::Proc::open().map_err(sys_err("open a private procfs"))?;
 
     // 4. prestart and createRuntime hooks run on the host, in the runtime's namespaces.
     init.chan.send(&Msg::HooksReady)?;
@@ -150,21 +166,14 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
 
     // 7. Names and kernel parameters of the container's own namespaces.
     set_names(init)?;
-    write_sysctls(init)?;
+    write_sysctls(init, &procfs)?;
 
     // 8. Masked and read-only paths, a read-only root.
     rootfs::finish(&init.rootfs)?;
 
-    // 9. The process's identity: rlimits and oom score as root, then user and capabilities.
+    // 9. The process's identity: rlimits as root (the oom score was set by the host before
+    // Go, see create.rs), then user and capabilities.
     process::apply_rlimits(proc_)?;
-    if let Some(score) = proc_.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", score.to_string()).map_err(|e| {
-            InitError::Config {
-                field: "process.oomScoreAdj".into(),
-                msg: format!("write /proc/self/oom_score_adj: {e}"),
-            }
-        })?;
-    }
     let user = proc_.user();
     let info = process::lookup_user(user.uid(), user.gid());
     let mut groups: Vec<u32> = info.supplementary.clone();
@@ -172,6 +181,15 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
         if !groups.contains(g) {
             groups.push(*g);
         }
+    }
+    // AppArmor profile / SELinux label for the execve (lsm.rs), through a checked procfs.
+    crate::lsm::apply(spec, &procfs)?;
+    // seccomp, step A. Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+    // now, before the capabilities are dropped (as runc does). See `load_seccomp`.
+    let nnp = proc_.no_new_privileges().unwrap_or(false);
+    let notify = init.seccomp.as_ref().is_some_and(|p| p.listener.is_some());
+    if !nnp {
+        load_seccomp(init)?;
     }
     init.caps.apply_bounding()?;
     sys::set_keepcaps(true).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
@@ -201,6 +219,12 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
     // 11. Ready: the host records the container; we wait for `start`. The death signal is
     // cleared first because `create` exits as soon as it has recorded us.
     sys::set_parent_death_signal(0).map_err(sys_err("prctl(PR_SET_PDEATHSIG)"))?;
+    // seccomp, step B. A notify filter's fd must reach the host while `create` still runs,
+    // so with no_new_privs it is loaded here rather than right before execve.
+    if nnp && notify {
+        sys::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        load_seccomp(init)?;
+    }
     init.chan.send(&Msg::Ready)?;
     wait_for_start(&init.fifo)?;
 
@@ -215,8 +239,10 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
     // 13. Only stdio and the preserved fds cross into the container; everything of ours is
     // closed (CVE-2024-21626 leaked a host cgroup fd).
     sys::close_fds_from(3 + init.extra_fds).map_err(sys_err("close_range"))?;
-    if proc_.no_new_privileges().unwrap_or(false) {
+    if nnp && !notify {
         sys::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        // seccomp, step C: last, so the profile need not allow husk's own syscalls.
+        load_seccomp(init)?;
     }
     let err = sys::execve(&path, &args, &env);
     Err(ProcessError::Exec {
@@ -224,6 +250,22 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
         source: err,
     }
     .into())
+}
+
+/// Load the seccomp filter; for SCMP_ACT_NOTIFY, hand the listener fd to the host (which
+/// passes it to the agent at listenerPath) and wait until it has done so, as runc.
+fn load_seccomp(init: &Init) -> Result<(), InitError> {
+    use std::os::fd::AsRawFd;
+    let Some(program) = &init.seccomp else {
+        return Ok(());
+    };
+    if let Some(fd) = program.load()? {
+        init.chan
+            .send_with_fds(&Msg::SeccompFd, &[fd.as_raw_fd()])?;
+        drop(fd);
+        init.chan.expect(Msg::SeccompDone)?;
+    }
+    Ok(())
 }
 
 /// Block until `start` writes its byte into the exec fifo.
@@ -271,7 +313,7 @@ fn set_names(init: &Init) -> Result<(), InitError> {
 /// `linux.sysctl`, written through the container's freshly mounted /proc/sys. Only sysctls
 /// that belong to a namespace the container has of its own are allowed (runc's rule), so a
 /// container cannot change the host's kernel.
-fn write_sysctls(init: &Init) -> Result<(), InitError> {
+fn write_sysctls(init: &Init, procfs: &crate::procfs::Proc) -> Result<(), InitError> {
     let spec = &init.bundle.spec;
     let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
         return Ok(());
@@ -279,10 +321,13 @@ fn write_sysctls(init: &Init) -> Result<(), InitError> {
     for (key, value) in sysctl {
         check_sysctl(init, key)?;
         let path: PathBuf = ["/proc/sys", &key.replace('.', "/")].iter().collect();
-        std::fs::write(&path, value).map_err(|e| InitError::Config {
-            field: format!("linux.sysctl[{key:?}]"),
-            msg: format!("write {}: {e}", path.display()),
-        })?;
+        let rel = format!("sys/{}", key.replace('.', "/"));
+        procfs
+            .write(&rel, value.as_bytes())
+            .map_err(|e| InitError::Config {
+                field: format!("linux.sysctl[{key:?}]"),
+                msg: format!("write {}: {e}", path.display()),
+            })?;
     }
     Ok(())
 }

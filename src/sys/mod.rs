@@ -4,6 +4,7 @@
 
 pub mod bpf;
 pub mod mount;
+pub mod seccomp;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
