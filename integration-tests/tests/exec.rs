@@ -115,7 +115,7 @@ fn exec_flags_seen_from_inside() {
             "/tmp",
             "--env",
             "FOO=bar",
-            "-e",
+            "--env",
             "PATH=/bin:/usr/bin",
             "--no-new-privs",
         ],
@@ -327,9 +327,11 @@ fn exec_cannot_overwrite_runtime_binary() {
     fs::copy(husk_bin(), &copy).unwrap();
     let before = fs::read(&copy).unwrap();
     let mut b = Bundle::new("ex-cve");
-    // The attacker: try every /proc/N/exe for writing, forever; record any success.
+    // The attacker, as in the CVE: hold a read-only fd on every /proc/N/exe it may open, and
+    // once the process is gone, reopen it for writing through /proc/self/fd; record successes.
     b.sh("while true; do for e in /proc/[0-9]*/exe; do \
-           (echo -n >> $e) 2>/dev/null && readlink $e >> /out/opened; \
+           ( exec 3<\"$e\" || exit; sleep 0.05; \
+             echo x >> /proc/self/fd/3 && readlink /proc/self/fd/3 >> /out/opened ) 2>/dev/null; \
          done; done");
     let id = rt.id("");
     rt.create_and_start(&id, &b);
