@@ -330,9 +330,18 @@ fn exec_cannot_overwrite_runtime_binary() {
     // The attacker, as in the CVE: hold a read-only fd on every /proc/N/exe it may open, and
     // once the process is gone, reopen it for writing through /proc/self/fd; record successes.
     b.sh("while true; do for e in /proc/[0-9]*/exe; do \
-           ( exec 3<\"$e\" || exit; sleep 0.05; \
-             echo x >> /proc/self/fd/3 && readlink /proc/self/fd/3 >> /out/opened ) 2>/dev/null; \
+           ( exec 3<\"$e\" || exit; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; \
+             echo x >> /proc/self/fd/3 && { readlink /proc/self/fd/3 >> /out/opened; exit; }; \
+             done ) 2>/dev/null & \
          done; done");
+    // CAP_SYS_PTRACE, as a privileged container has: without it ptrace's access check alone
+    // (the runtime's capabilities exceed the attacker's) keeps it from /proc/<pid>/exe.
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .expect("capability set in the default config")
+            .push(json!("CAP_SYS_PTRACE"));
+    }
     let id = rt.id("");
     rt.create_and_start(&id, &b);
     let root = rt.root_str();

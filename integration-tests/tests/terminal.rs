@@ -134,24 +134,33 @@ fn exec_tty_with_console_socket() {
     let sock = rt.scratch().join("exec.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let pid_file = rt.scratch().join("exec.pid");
+    // As containerd's shim and conmon call it: a process file with terminal: true.
+    let process = rt.scratch().join("process.json");
+    let mut p = b.config["process"].clone();
+    p["terminal"] = json!(true);
+    p["args"] = json!(["sh"]);
+    p["consoleSize"] = json!({"height": 27, "width": 91});
+    fs::write(&process, p.to_string()).unwrap();
     rt.cmd(&[
         "exec",
-        "--tty",
+        "--process",
+        process.to_str().unwrap(),
         "--detach",
-        "--console-socket",
-        sock.to_str().unwrap(),
         "--pid-file",
         pid_file.to_str().unwrap(),
+        "--tty",
+        "--console-socket",
+        sock.to_str().unwrap(),
         &id,
-        "sh",
     ])
     .ok();
     let (conn, _) = listener.accept().unwrap();
     let (master, name) = recv_fd(&conn);
     assert_eq!(name, "/dev/ptmx");
-    write_fd(&master, "tty; echo EXEC-$((6*7)); exit\n");
+    write_fd(&master, "tty; stty size; echo EXEC-$((6*7)); exit\n");
     let out = read_until(&master, "EXEC-42");
     assert!(out.contains("/dev/pts/"), "{out}");
+    assert!(out.contains("27 91"), "consoleSize: {out}");
     assert!(out.contains("EXEC-42"), "{out}");
     let pid: i32 = fs::read_to_string(&pid_file)
         .unwrap()

@@ -30,6 +30,11 @@ pub fn run(ctx: &Ctx, a: ExecArgs) -> Result<()> {
 }
 
 fn exec_and_wait(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
+    if !a.cgroup.is_empty() {
+        return Err(Error::msg(
+            "--cgroup: running an exec in a sub-cgroup is not supported by husk yet",
+        ));
+    }
     let process = build_process(ctx, &a)?;
     let opts = ExecOpts {
         process,

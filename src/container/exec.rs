@@ -129,17 +129,6 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
         }
     };
 
-    // LISTEN_FDS as runc: passed on, with LISTEN_PID=1... for exec runc passes them as is.
-    let listen_fds: u32 = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let extra_env = if listen_fds > 0 {
-        vec![format!("LISTEN_FDS={listen_fds}")]
-    } else {
-        Vec::new()
-    };
-
     let (host_end, child_end) = channel::pair()?;
     // A pid namespace applies to children only: enter it for the fork, then come back.
     let own_pidns = match &pidns {
@@ -167,8 +156,9 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
                 process: &o.process,
                 caps,
                 console,
-                extra_fds: listen_fds + o.preserve_fds,
-                extra_env,
+                extra_fds: o.preserve_fds,
+                // runc passes LISTEN_FDS on for create/run only, not exec.
+                extra_env: Vec::new(),
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
