@@ -319,9 +319,6 @@ fn exec_bad_input() {
 #[test]
 fn exec_cannot_overwrite_runtime_binary() {
     require_root!();
-    if is_runc() {
-        return;
-    }
     let rt = Runtime::new("ex-cve");
     let copy = rt.scratch().join("husk-copy");
     fs::copy(husk_bin(), &copy).unwrap();

@@ -200,6 +200,12 @@ fn husk_under_pty(rt: &Runtime, args: &[&str], slave: &OwnedFd) -> std::process:
         .unwrap()
 }
 
+fn lflag(fd: &OwnedFd) -> libc::tcflag_t {
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) }, 0);
+    t.c_lflag
+}
+
 #[test]
 fn foreground_run_relays_its_terminal() {
     require_root!();
@@ -208,15 +214,46 @@ fn foreground_run_relays_its_terminal() {
     b.save();
     let id = rt.id("");
     let (master, slave) = openpty();
+    assert!(lflag(&slave) & libc::ICANON != 0);
     let mut child = husk_under_pty(&rt, &["run", "--bundle", &b.path_str(), &id], &slave);
-    drop(slave);
-    write_fd(&master, "tty; stty size; echo FG-$((5*5)); exit 3\n");
+    write_fd(&master, "tty; stty size; echo FG-$((5*5))\n");
     let out = read_until(&master, "FG-25");
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(3), "{out}");
     assert!(out.contains("/dev/pts/0"), "{out}");
     // husk gave the container's terminal its own (the test pty's) size.
     assert!(out.contains("40 120"), "{out}");
+    // While husk relays, its terminal is in raw mode.
+    assert!(
+        lflag(&slave) & libc::ICANON == 0,
+        "husk's terminal is not raw"
+    );
+
+    // SIGWINCH: husk passes its new size on.
+    let ws = libc::winsize {
+        ws_row: 50,
+        ws_col: 150,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    assert_eq!(
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
+        0
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGWINCH) };
+    let mut seen = String::new();
+    for _ in 0..50 {
+        write_fd(&master, "stty size; echo W-$((1+1))\n");
+        seen = read_until(&master, "W-2");
+        if seen.contains("50 150") {
+            break;
+        }
+    }
+    assert!(seen.contains("50 150"), "{seen}");
+
+    write_fd(&master, "exit 3\n");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3));
+    // The terminal is restored on exit.
+    assert!(lflag(&slave) & libc::ICANON != 0, "termios not restored");
     rt.assert_gone(&id);
 }
 
