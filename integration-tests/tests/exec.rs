@@ -364,3 +364,21 @@ fn exec_cannot_overwrite_runtime_binary() {
     let opened = b.read_out("opened");
     assert!(!opened.contains("husk"), "opened for writing: {opened}");
 }
+
+/// runc allows exec into a created (not yet started) container; the process runs in its
+/// namespaces while the init still waits for `start`.
+#[test]
+fn exec_into_created_container() {
+    require_root!();
+    // Declared first, dropped last: the runtime deletes the container before the bundle goes.
+    let mut b = Bundle::new("ex-created");
+    let rt = Runtime::new("ex-created");
+    b.config["hostname"] = json!("ex-created-host");
+    b.set_args(&["sleep", "1000"]);
+    let id = rt.id("");
+    rt.create(&id, &b).ok();
+    let out = exec(&rt, &id, &[], &["hostname"]);
+    out.ok();
+    assert_eq!(out.stdout.trim(), "ex-created-host", "{out}");
+    assert_eq!(rt.status(&id), "created");
+}
