@@ -155,6 +155,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         }
         None => None,
     };
+    // Non-dumpable before the clone: the init is never reachable through /proc by other
+    // container processes, not even before its first instruction (CVE-2019-5736 class).
+    sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
     let forked = sys::clone3(
         ns.new.bits() as u64,
         true,

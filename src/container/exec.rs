@@ -141,11 +141,15 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
         }
         None => None,
     };
-    let forked = sys::clone3(0, true, None);
+    // Non-dumpable before the fork, so the child is never reachable through /proc by the
+    // container's processes, not even before its first instruction (CVE-2019-5736 class);
+    // the flag is inherited by fork and reset by execve.
+    sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+    let forked = sys::clone3(0, false, None);
     if let Some(own) = &own_pidns {
         let _ = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
     }
-    let (child, pidfd) = match forked.map_err(sys_err("fork of the exec process"))? {
+    let child = match forked.map_err(sys_err("fork of the exec process"))? {
         Forked::Child => {
             drop(host_end);
             drop(own_end);
@@ -161,7 +165,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
                 extra_env: Vec::new(),
             })
         }
-        Forked::Parent { pid, pidfd } => (pid, pidfd),
+        Forked::Parent { pid, .. } => pid,
     };
     drop(child_end);
     drop(console);
@@ -188,7 +192,6 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
         Ok((other, _)) => return Err(fail(ChannelError::Unexpected(other).into())),
         Err(e) => return Err(fail(e.into())),
     }
-    drop(pidfd);
 
     let relay = match &own_end {
         Some(sock) => Some(Relay::new(
