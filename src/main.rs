@@ -5,6 +5,7 @@ mod capabilities;
 mod cgroups;
 mod channel;
 mod cli;
+mod cloned_binary;
 mod commands;
 mod container;
 mod error;
@@ -21,12 +22,18 @@ mod signals;
 mod state;
 mod sys;
 mod userns;
+mod terminal;
 
 use clap::Parser;
 
 use crate::error::Error;
 
 fn main() {
+    // CVE-2019-5736: create/run/exec run from a sealed in-memory copy of the binary.
+    if let Err(e) = cloned_binary::ensure() {
+        eprintln!("husk: {e}");
+        std::process::exit(1);
+    }
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

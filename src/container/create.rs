@@ -65,10 +65,16 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     let dir = ContainerDir::new(root, id)?;
     let bundle = Bundle::load(opts.bundle.as_deref())?;
     let process = bundle.process();
-    if process.terminal().unwrap_or(false) {
+    // runc's texts (a foreground `run` passes its own socket).
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.console_socket.is_none() {
         return Err(ContainerError::Msg(
-            "process.terminal: terminals are not supported by this husk build yet; set it to false"
-                .into(),
+            "cannot allocate tty if runc will detach without setting console socket".into(),
+        ));
+    }
+    if !terminal && opts.console_socket.is_some() {
+        return Err(ContainerError::Msg(
+            "cannot use console socket if runc will not detach or allocate tty".into(),
         ));
     }
     let caps = Sets::from_spec(process.capabilities().as_ref())?;
@@ -126,6 +132,14 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         Vec::new()
     };
 
+    // The console socket is connected here, on the host; the init sends the pty master to it.
+    let console = match &opts.console_socket {
+        Some(path) if terminal => {
+            Some(crate::terminal::connect(path).map_err(|e| ContainerError::Msg(e.to_string()))?)
+        }
+        _ => None,
+    };
+
     let (host_end, init_end) = channel::pair()?;
     let own_pid_ns = ns.isolates(LinuxNamespaceType::Pid);
     let rootfs = RootfsPlan {
@@ -151,6 +165,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         }
         None => None,
     };
+    // Non-dumpable before the clone: the init is never reachable through /proc by other
+    // container processes, not even before its first instruction (CVE-2019-5736 class).
+    sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
     // A new cgroup namespace is made by the init once it is in all its cgroups (v1 hierarchies
     // are joined after the clone): its root must be the container's cgroup, as with runc.
     let late_cgroupns = ns.clone_flags().contains(CloneFlags::CLONE_NEWCGROUP);
@@ -189,12 +206,14 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
                 extra_env,
                 late_cgroupns,
                 seccomp,
+                console,
             })
         }
         Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(init_end);
     drop(fifo);
+    drop(console);
     undo.child = Some((pid, pidfd));
 
     cgroup.add_task(pid, born_in_cgroup)?;
@@ -313,7 +332,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
 }
 
 /// The pid file, written atomically like runc's (containerd reads it right after create).
-fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
     let abs: PathBuf = if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -3,6 +3,7 @@
 //! (`ops.rs`: signal, wait for exit, tear down).
 
 pub mod create;
+pub mod exec;
 pub mod ops;
 
 use crate::{

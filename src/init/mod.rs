@@ -36,8 +36,12 @@ use crate::process::{self, ProcessError};
 use crate::rootfs::{self, RootfsError, RootfsPlan};
 use crate::sys;
 
+pub mod exec;
+
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
+    #[error(transparent)]
+    Term(#[from] crate::terminal::TermError),
     #[error(transparent)]
     Channel(#[from] ChannelError),
     #[error(transparent)]
@@ -90,6 +94,8 @@ pub struct Init<'a> {
     pub late_cgroupns: bool,
     /// The compiled `linux.seccomp` filter, if any.
     pub seccomp: Option<crate::seccomp::Program>,
+    /// process.terminal: the console socket to send the pty master to.
+    pub console: Option<OwnedFd>,
 }
 
 /// Run the init. Never returns: it execs the container process or exits after reporting.
@@ -163,6 +169,15 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
 
     // 6. Into the root.
     rootfs::enter(&init.rootfs)?;
+
+    // 6b. process.terminal: a pty of the container's own devpts, its slave our stdio,
+    // controlling terminal and /dev/console, its master sent to the console socket.
+    if let Some(sock) = &init.console {
+        let size = proc_
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::terminal::setup(sock.as_fd(), size, true)?;
+    }
 
     // 7. Names and kernel parameters of the container's own namespaces.
     set_names(init)?;

@@ -239,3 +239,99 @@ pub fn setdomainname(name: &str) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd >= `first` closes at execve, so a
+/// channel stays open until the exec itself (its closing tells the host the exec happened) and
+/// no host fd reaches the container process (CVE-2024-21626).
+pub fn cloexec_fds_from(first: u32) -> Result<(), Errno> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: integer arguments; only sets the close-on-exec flag of fds.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if ret == 0 {
+        return Ok(());
+    }
+    close_fds_from(first)
+}
+
+/// A terminal's window size (rows, columns).
+pub fn get_winsize(fd: BorrowedFd<'_>) -> Result<(u16, u16), Errno> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one struct winsize through the pointer, which is live.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok((ws.ws_row, ws.ws_col))
+}
+
+/// TIOCSWINSZ.
+pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), Errno> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one struct winsize through the pointer, which is live.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Unlock a pty master (TIOCSPTLCK 0) and open its slave through the master (TIOCGPTPEER), so
+/// the slave is never looked up by a path the container could have replaced.
+pub fn open_pty_peer(master: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, which is live.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: TIOCGPTPEER takes open flags as an integer and returns a new fd we then own.
+    let ret = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+}
+
+/// TIOCSCTTY: make the terminal on `fd` our controlling terminal (we are a session leader).
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// memfd_create(2).
+pub fn memfd_create(name: &std::ffi::CStr, flags: libc::c_uint) -> Result<OwnedFd, Errno> {
+    // SAFETY: name is a live NUL-terminated string; on success a new fd is returned.
+    let ret = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret) })
+}
+
+/// fexecve(2): only returns on failure.
+pub fn fexecve(fd: BorrowedFd<'_>, args: &[CString], env: &[CString]) -> Errno {
+    match nix::unistd::fexecve(fd, args, env) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,135 @@
+//! The child of `exec`: joins the container's namespaces and root, takes the process's
+//! identity, and execs. The host side (`container::exec`) put it in the container's pid
+//! namespace (setns before the fork) and its cgroup (before Go).
+//!
+//! ```text
+//!   host                                   exec child (this file)
+//!   open /proc/<init>/ns/*, root; fork ──► wait for Go
+//!   cgroup join, Go ─────────────────────► setns user, then the others, mount last
+//!                                          fchdir(root) + chroot(".")
+//!                                          setsid, pty (console socket)
+//!                                          rlimits, user, capabilities, cwd, args[0]
+//!   channel closes at execve ◄──────────── close-on-exec every fd >= 3+N, execve
+//! ```
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::sched::{setns, CloneFlags};
+use oci_spec::runtime::Process;
+
+use super::{sys_err, InitError};
+use crate::capabilities::Sets;
+use crate::channel::{Channel, Msg};
+use crate::process::{self, ProcessError};
+use crate::sys;
+
+/// A namespace of the container to join: its flag, an open /proc/<init>/ns/<name>, its name.
+pub struct NsFd {
+    pub flag: CloneFlags,
+    pub fd: OwnedFd,
+    pub name: &'static str,
+}
+
+pub struct ExecInit<'a> {
+    pub chan: Channel,
+    /// In setns order: user first, mount last; pid is not here (the host joined it for us).
+    pub ns: Vec<NsFd>,
+    /// /proc/<init>/root, opened before joining the mount namespace.
+    pub root: OwnedFd,
+    pub process: &'a Process,
+    pub caps: Sets,
+    /// The console socket (or husk's own end) to send the pty master to.
+    pub console: Option<OwnedFd>,
+    /// fds 3 .. 3+extra_fds reach the process.
+    pub extra_fds: u32,
+    pub extra_env: Vec<String>,
+}
+
+pub fn run(e: ExecInit) -> ! {
+    let err = match setup_and_exec(&e) {
+        Ok(never) => match never {},
+        Err(err) => err,
+    };
+    let _ = e.chan.send(&Msg::Error(err.to_string()));
+    sys::exit_now(1)
+}
+
+fn setup_and_exec(e: &ExecInit) -> Result<Infallible, InitError> {
+    let proc_ = e.process;
+    // As the init: die with exec until the execve, and keep the container's processes from
+    // reaching our memory or /proc/self/exe while we run husk's code (CVE-2019-5736).
+    sys::set_parent_death_signal(libc::SIGKILL).map_err(sys_err("prctl(PR_SET_PDEATHSIG)"))?;
+    sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+    e.chan.expect(Msg::Go)?;
+
+    for ns in &e.ns {
+        setns(ns.fd.as_fd(), ns.flag).map_err(sys_err(format!(
+            "join the container's {} namespace",
+            ns.name
+        )))?;
+    }
+    // The mount namespace's root need not be the container's (--no-pivot chroots): take the
+    // init's root as it is.
+    nix::unistd::fchdir(e.root.as_fd()).map_err(sys_err("fchdir to the container's root"))?;
+    nix::unistd::chroot(".").map_err(sys_err("chroot to the container's root"))?;
+    nix::unistd::chdir("/").map_err(sys_err("chdir /"))?;
+    nix::unistd::setsid().map_err(sys_err("setsid"))?;
+    if let Some(sock) = &e.console {
+        let size = proc_
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::terminal::setup(sock.as_fd(), size, false)?;
+    }
+
+    process::apply_rlimits(proc_)?;
+    let user = proc_.user();
+    let info = process::lookup_user(user.uid(), user.gid());
+    let mut groups: Vec<u32> = info.supplementary.clone();
+    for g in user.additional_gids().iter().flatten() {
+        if !groups.contains(g) {
+            groups.push(*g);
+        }
+    }
+    e.caps.apply_bounding()?;
+    sys::set_keepcaps(true).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
+    // setgroups is denied in a user namespace whose setgroups file says "deny".
+    let may_setgroups = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
+    process::switch_user(proc_, &groups, may_setgroups)?;
+    sys::set_keepcaps(false).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
+    e.caps.apply_rest()?;
+    if let Some(mask) = user.umask() {
+        sys::set_umask(mask);
+    }
+    process::enter_cwd(proc_.cwd())?;
+
+    let mut env = process::environment(proc_, &info.home)?;
+    for kv in &e.extra_env {
+        env.push(CString::new(kv.as_str()).map_err(|_| ProcessError::Nul)?);
+    }
+    let args = process::args(proc_)?;
+    let arg0 = proc_
+        .args()
+        .as_ref()
+        .and_then(|a| a.first().cloned())
+        .unwrap_or_default();
+    let path = process::find_executable(&arg0, &env)?;
+
+    // Only stdio and the preserved fds cross into the container (CVE-2024-21626); the channel
+    // closes at the execve itself, which tells the host the exec happened.
+    sys::cloexec_fds_from(3 + e.extra_fds).map_err(sys_err("close_range"))?;
+    // The process outlives a detached exec: no death signal past the execve.
+    sys::set_parent_death_signal(0).map_err(sys_err("prctl(PR_SET_PDEATHSIG)"))?;
+    if proc_.no_new_privileges().unwrap_or(false) {
+        sys::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    let err = sys::execve(&path, &args, &env);
+    Err(ProcessError::Exec {
+        path: path.to_string_lossy().into_owned(),
+        source: err,
+    }
+    .into())
+}
