@@ -21,8 +21,8 @@ mod seccomp;
 mod signals;
 mod state;
 mod sys;
-mod userns;
 mod terminal;
+mod userns;
 
 use clap::Parser;
 

@@ -368,3 +368,36 @@ fn bad_profiles_name_the_field() {
         rt.assert_gone(&id);
     }
 }
+
+/// An exec'd process gets the container's filter too (runc does the same): a `podman exec`
+/// must not be a way around the profile.
+#[test]
+fn exec_gets_the_containers_filter() {
+    require_root!();
+    let rt = Runtime::new("cf-sc-exec");
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]
+    });
+    for nnp in [true, false] {
+        let mut b = with_profile("sc-exec", profile.clone(), "sleep 1000");
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        let id = rt.id(&format!("nnp{nnp}"));
+        rt.create_and_start(&id, &b);
+        let out = rt.cmd(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "mkdir /from-exec; grep -E '^Seccomp:' /proc/self/status",
+        ]);
+        assert!(
+            out.stderr
+                .contains("can't create directory '/from-exec': Function not implemented"),
+            "nnp={nnp}: {out:?}"
+        );
+        assert!(out.stdout.contains("Seccomp:\t2"), "nnp={nnp}: {out:?}");
+        assert!(!b.rootfs().join("from-exec").exists());
+        rt.delete(&id, true).ok();
+    }
+}

@@ -90,6 +90,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
         ));
     }
     let caps = Sets::from_spec(o.process.capabilities().as_ref())?;
+    let seccomp = container_seccomp(root, &saved.bundle)?;
 
     let pid = saved.pid;
     let mut ns = Vec::new();
@@ -163,6 +164,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
                 extra_fds: o.preserve_fds,
                 // runc passes LISTEN_FDS on for create/run only, not exec.
                 extra_env: Vec::new(),
+                seccomp,
             })
         }
         Forked::Parent { pid, .. } => pid,
@@ -300,4 +302,24 @@ fn reap(target: Pid, reap_all: bool) -> Option<i32> {
             }
         }
     }
+}
+
+/// The container's seccomp filter, compiled (or taken from the cache) from its config, which
+/// an exec'd process gets as runc gives it. A notify profile would need the listener hand-off
+/// that only create does today: refused rather than run unconfined.
+fn container_seccomp(
+    root: &Path,
+    bundle: &Path,
+) -> Result<Option<crate::seccomp::Program>, ContainerError> {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).map_err(|e| msg(format!("{}: {e}", path.display())))?;
+    let spec: oci_spec::runtime::Spec = crate::bundle::parse_json(&path, &data)?;
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let program = crate::seccomp::prepare(profile, Some(&crate::seccomp::cache_dir(root)))?;
+    if program.as_ref().is_some_and(|p| p.listener.is_some()) {
+        return Err(msg(
+            "exec into a container whose linux.seccomp uses SCMP_ACT_NOTIFY is not supported yet",
+        ));
+    }
+    Ok(program)
 }

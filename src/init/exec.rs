@@ -45,6 +45,8 @@ pub struct ExecInit<'a> {
     /// fds 3 .. 3+extra_fds reach the process.
     pub extra_fds: u32,
     pub extra_env: Vec<String>,
+    /// The container's `linux.seccomp` filter: an exec'd process is confined like the init.
+    pub seccomp: Option<crate::seccomp::Program>,
 }
 
 pub fn run(e: ExecInit) -> ! {
@@ -92,6 +94,12 @@ fn setup_and_exec(e: &ExecInit) -> Result<Infallible, InitError> {
             groups.push(*g);
         }
     }
+    // seccomp as in the init: without no_new_privs the filter needs CAP_SYS_ADMIN, so it is
+    // loaded before the capabilities are dropped; with it, last before execve.
+    let nnp = proc_.no_new_privileges().unwrap_or(false);
+    if !nnp {
+        load_seccomp(e)?;
+    }
     e.caps.apply_bounding()?;
     sys::set_keepcaps(true).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
     // setgroups is denied in a user namespace whose setgroups file says "deny".
@@ -123,8 +131,9 @@ fn setup_and_exec(e: &ExecInit) -> Result<Infallible, InitError> {
     sys::cloexec_fds_from(3 + e.extra_fds).map_err(sys_err("close_range"))?;
     // The process outlives a detached exec: no death signal past the execve.
     sys::set_parent_death_signal(0).map_err(sys_err("prctl(PR_SET_PDEATHSIG)"))?;
-    if proc_.no_new_privileges().unwrap_or(false) {
+    if nnp {
         sys::set_no_new_privs().map_err(sys_err("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+        load_seccomp(e)?;
     }
     let err = sys::execve(&path, &args, &env);
     Err(ProcessError::Exec {
@@ -132,4 +141,13 @@ fn setup_and_exec(e: &ExecInit) -> Result<Infallible, InitError> {
         source: err,
     }
     .into())
+}
+
+/// Load the container's filter. (A SCMP_ACT_NOTIFY profile is refused by the host side before
+/// the fork, so no listener fd can appear here.)
+fn load_seccomp(e: &ExecInit) -> Result<(), InitError> {
+    if let Some(program) = &e.seccomp {
+        drop(program.load()?);
+    }
+    Ok(())
 }
