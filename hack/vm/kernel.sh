@@ -16,12 +16,13 @@ PKG=${HUSK_VM_KERNEL_PKG:-linux-image-amd64}
 log() { echo "hack/vm/kernel.sh: $*" >&2; }
 
 mkdir -p "$CACHE/kernel"
-DL="$CACHE/kernel/download"
+# Private scratch dirs: two runs (v1 and v2 at once) may fetch at the same time.
+DL=$(mktemp -d "$CACHE/kernel/download.XXXXXX")
+trap 'rm -rf "$DL" "${tmp:-}"' EXIT
 
 # apt-get download, once more after `apt-get update` if the package lists are missing or stale.
 download() {
-	rm -rf "$DL"
-	mkdir -p "$DL"
+	rm -f "$DL"/*.deb
 	# As root, apt warns that the _apt user cannot write here; harmless.
 	if ! (cd "$DL" && apt-get download "$1" >/dev/null 2>&1); then
 		log "apt-get download $1 failed; running apt-get update"
@@ -52,17 +53,21 @@ if ! dpkg-deb -c "$deb" | grep -q '/boot/vmlinuz-'; then
 fi
 
 out="$CACHE/kernel/$real"
-rm -rf "$out" "$out.tmp"
-mkdir -p "$out.tmp/x"
-dpkg-deb -x "$deb" "$out.tmp/x"
-ver=$(ls "$out.tmp/x/lib/modules" | head -n1)
-mv "$out.tmp/x/boot/vmlinuz-$ver" "$out.tmp/vmlinuz"
-mv "$out.tmp/x/boot/config-$ver" "$out.tmp/config"
-mkdir -p "$out.tmp/lib/modules"
-mv "$out.tmp/x/lib/modules/$ver" "$out.tmp/lib/modules/$ver"
-echo "$ver" >"$out.tmp/version"
-rm -rf "$out.tmp/x" "$DL"
-mv "$out.tmp" "$out"
-echo "$real" >"$CACHE/kernel/$PKG.resolved"
-log "kernel $ver ($real) in $out"
+if [ ! -f "$out/vmlinuz" ]; then
+	tmp=$(mktemp -d "$out.tmp.XXXXXX")
+	mkdir "$tmp/x"
+	dpkg-deb -x "$deb" "$tmp/x"
+	ver=$(basename "$(find "$tmp/x/lib/modules" -mindepth 1 -maxdepth 1 | head -n1)")
+	mv "$tmp/x/boot/vmlinuz-$ver" "$tmp/vmlinuz"
+	mv "$tmp/x/boot/config-$ver" "$tmp/config"
+	mkdir -p "$tmp/lib/modules"
+	mv "$tmp/x/lib/modules/$ver" "$tmp/lib/modules/$ver"
+	echo "$ver" >"$tmp/version"
+	rm -rf "$tmp/x"
+	# Whoever finishes first wins; the loser's copy is removed by the trap.
+	[ -f "$out/vmlinuz" ] || { rm -rf "$out"; mv -T "$tmp" "$out"; }
+	log "kernel $ver ($real) in $out"
+fi
+echo "$real" >"$CACHE/kernel/$PKG.resolved.$$"
+mv -f "$CACHE/kernel/$PKG.resolved.$$" "$CACHE/kernel/$PKG.resolved"
 echo "$out"
