@@ -3,7 +3,7 @@ CARGO ?= cargo
 RUNC ?= /usr/sbin/runc
 PREFIX ?= /usr/local
 
-.PHONY: all deps build release demo test test-unit test-integration test-runc lint install clean
+.PHONY: all deps build release demo test test-unit test-integration test-runc test-vm lint install clean
 
 all: build
 
@@ -32,6 +32,12 @@ test-integration:
 
 test-runc:
 	HUSK=$(RUNC) $(CARGO) test -p integration-tests -- --test-threads=2
+
+# The same suite inside a qemu VM (Debian's 6.1 kernel, TCG) on a pure cgroup v1 and a pure
+# cgroup v2 host — layouts this machine cannot switch to. See hack/vm/README.md.
+test-vm: build
+	hack/vm/run-tests.sh v1
+	hack/vm/run-tests.sh v2
 
 lint:
 	$(CARGO) fmt --all -- --check

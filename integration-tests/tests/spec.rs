@@ -74,3 +74,63 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// `features` (runtime-spec features.md): every field runc reports, and the truth about this
+/// host's LSMs.
+#[test]
+fn features_has_runcs_fields() {
+    require_root!();
+    let run = |bin: &std::path::Path| -> serde_json::Value {
+        let out = Command::new(bin)
+            .arg("features")
+            .output()
+            .expect("run features");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("features JSON")
+    };
+    let mine = run(&husk_bin());
+    let theirs = run(std::path::Path::new("/usr/sbin/runc"));
+    let (mut km, mut kt) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    keys(&mine, "", &mut km);
+    keys(&theirs, "", &mut kt);
+    let missing: Vec<_> = kt
+        .iter()
+        .filter(|k| !k.starts_with(".annotations."))
+        .filter(|k| !km.contains(*k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fields runc has and we lack: {missing:?}"
+    );
+    for hook in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
+        assert!(
+            mine["hooks"].as_array().unwrap().iter().any(|h| h == hook),
+            "{hook}"
+        );
+    }
+    if is_runc() {
+        // runc 1.1.5 reports what it was built with, not what the host has.
+        return;
+    }
+    // This host has neither AppArmor nor SELinux: features must not claim them.
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .map(|s| s.trim() == "Y")
+        .unwrap_or(false);
+    assert_eq!(mine["linux"]["apparmor"]["enabled"], apparmor);
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    assert_eq!(mine["linux"]["selinux"]["enabled"], selinux);
+}

@@ -72,10 +72,6 @@ pub(crate) fn emit(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
-pub(crate) fn not_yet(cmd: &str) -> Error {
-    Error::msg(format!("husk {cmd}: not implemented in this version"))
-}
-
 fn print_version() {
     emit(&format!(
         "husk version {}
