@@ -88,9 +88,12 @@ fn go_errno_text(msg: &str) -> String {
         if desc.is_empty() || desc.starts_with("Unknown") {
             continue;
         }
-        let go = lowercase_first(desc);
-        out = out.replace(&format!("{desc} (os error {n})"), &go);
-        out = out.replace(&format!("{errno:?}: {desc}"), &go);
+        out = out.replace(&format!("{errno:?}: {desc}"), &lowercase_first(desc));
+        // std's wording can differ from nix's (ERANGE): take it from std itself.
+        let std_text = std::io::Error::from_raw_os_error(n).to_string();
+        if let Some(plain) = std_text.strip_suffix(&format!(" (os error {n})")) {
+            out = out.replace(&std_text, &lowercase_first(plain));
+        }
     }
     out
 }
