@@ -3,7 +3,7 @@ CARGO ?= cargo
 RUNC ?= /usr/sbin/runc
 PREFIX ?= /usr/local
 
-.PHONY: all deps build release demo test test-unit test-integration test-runc test-vm lint install clean
+.PHONY: all deps build release demo test test-unit test-integration test-runc test-vm bench lint install clean
 
 all: build
 
@@ -38,6 +38,11 @@ test-runc:
 test-vm: build
 	hack/vm/run-tests.sh v1
 	hack/vm/run-tests.sh v2
+
+# husk, crun and runc interleaved on the same bundle (needs root; not part of the tests).
+# BENCH_ARGS="--rounds 20 --scenarios 1,2" to narrow it. Results: docs/performance.md.
+bench: release
+	hack/bench $(BENCH_ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check
