@@ -153,6 +153,38 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Errno texts as Go (runc) prints them — lowercase, without Rust's "(os error N)" or nix's
+/// "ENOENT: " — because engines match them: Podman maps "no such file or directory" and
+/// "permission denied" to exit codes 127 and 126.
+pub fn go_errno_text(msg: &str) -> String {
+    let mut out = msg.to_string();
+    if !out.contains("(os error ") && !out.contains(": ") {
+        return out;
+    }
+    for n in 1..134 {
+        let errno = nix::errno::Errno::from_raw(n);
+        let desc = errno.desc();
+        if desc.is_empty() || desc.starts_with("Unknown") {
+            continue;
+        }
+        out = out.replace(&format!("{errno:?}: {desc}"), &lowercase_first(desc));
+        // std's wording can differ from nix's (ERANGE): take it from std itself.
+        let std_text = std::io::Error::from_raw_os_error(n).to_string();
+        if let Some(plain) = std_text.strip_suffix(&format!(" (os error {n})")) {
+            out = out.replace(&std_text, &lowercase_first(plain));
+        }
+    }
+    out
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

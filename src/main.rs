@@ -67,42 +67,10 @@ fn main() {
 /// One line a user (and containerd, and Podman) understands. As runc: with `--log`, the log gets
 /// the formatted line and stderr the bare message; without it, stderr gets the formatted line.
 fn report(msg: &str) {
-    let msg = &go_errno_text(msg);
+    let msg = &logging::go_errno_text(msg);
     logging::error(msg);
     if logging::has_file() {
         eprintln!("{msg}");
-    }
-}
-
-/// Errno texts as Go (runc) prints them — lowercase, without Rust's "(os error N)" or nix's
-/// "ENOENT: " — because engines match them: Podman maps "no such file or directory" and
-/// "permission denied" to exit codes 127 and 126.
-fn go_errno_text(msg: &str) -> String {
-    let mut out = msg.to_string();
-    if !out.contains("(os error ") && !out.contains(": ") {
-        return out;
-    }
-    for n in 1..134 {
-        let errno = nix::errno::Errno::from_raw(n);
-        let desc = errno.desc();
-        if desc.is_empty() || desc.starts_with("Unknown") {
-            continue;
-        }
-        out = out.replace(&format!("{errno:?}: {desc}"), &lowercase_first(desc));
-        // std's wording can differ from nix's (ERANGE): take it from std itself.
-        let std_text = std::io::Error::from_raw_os_error(n).to_string();
-        if let Some(plain) = std_text.strip_suffix(&format!(" (os error {n})")) {
-            out = out.replace(&std_text, &lowercase_first(plain));
-        }
-    }
-    out
-}
-
-fn lowercase_first(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 
@@ -112,12 +80,12 @@ mod tests {
     fn errno_text_like_go() {
         let e = std::io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(
-            super::go_errno_text(&format!("open x: {e}")),
+            crate::logging::go_errno_text(&format!("open x: {e}")),
             "open x: no such file or directory"
         );
         let n = nix::errno::Errno::EPERM;
         assert_eq!(
-            super::go_errno_text(&format!("mount: {n}")),
+            crate::logging::go_errno_text(&format!("mount: {n}")),
             "mount: operation not permitted"
         );
     }

@@ -173,8 +173,14 @@ pub fn find_executable(arg0: &str, env: &[CString]) -> Result<CString, ProcessEr
             .unwrap_or(false)
     };
     if arg0.contains('/') {
+        // As Go's LookPath: a path must name an executable file, else "permission denied"
+        // (Podman maps that text to exit 126).
         return match std::fs::metadata(arg0) {
-            Ok(_) => CString::new(arg0).map_err(|_| ProcessError::Nul),
+            Ok(_) if is_exec(Path::new(arg0)) => CString::new(arg0).map_err(|_| ProcessError::Nul),
+            Ok(_) => Err(ProcessError::Exec {
+                path: arg0.to_string(),
+                source: nix::errno::Errno::EACCES,
+            }),
             Err(e) => Err(ProcessError::Exec {
                 path: arg0.to_string(),
                 source: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)),

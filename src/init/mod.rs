@@ -107,7 +107,11 @@ pub fn run(init: Init) -> ! {
     // Before Ready the host is listening and reports the error; after it (create has exited),
     // the container's stderr is the only place left, as with runc.
     if init.chan.send(&Msg::Error(err.to_string())).is_err() {
-        let _ = writeln!(std::io::stderr(), "husk: {err}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "husk: {}",
+            crate::logging::go_errno_text(&err.to_string())
+        );
     }
     sys::exit_now(1)
 }
