@@ -3,7 +3,7 @@ CARGO ?= cargo
 RUNC ?= /usr/sbin/runc
 PREFIX ?= /usr/local
 
-.PHONY: all deps build release demo test test-unit test-integration test-runc lint install clean
+.PHONY: all deps build release demo test test-unit test-integration test-runc e2e lint install clean
 
 all: build
 
@@ -32,6 +32,14 @@ test-integration:
 
 test-runc:
 	HUSK=$(RUNC) $(CARGO) test -p integration-tests -- --test-threads=2
+
+# End to end: Podman (through conmon) and containerd (through its runc shim) with husk, and with
+# runc beside it so a host problem shows in both columns. Needs root; installs podman, conmon,
+# containerd, ... with apt-get when missing; private storage and daemon. E2E_RUNTIMES=husk for husk only.
+E2E_RUNTIMES ?= husk $(RUNC)
+e2e: build
+	bash hack/e2e-podman.sh $(E2E_RUNTIMES); p=$$?; bash hack/e2e-containerd.sh $(E2E_RUNTIMES); c=$$?; \
+		[ $$p = 0 ] && [ $$c = 0 ]
 
 lint:
 	$(CARGO) fmt --all -- --check
