@@ -34,8 +34,12 @@ die() {
 at_exit() { E2E_CLEANUPS+=("$1"); }
 
 e2e_cleanup() {
-	local rc=$? i
+	local rc=$? i p
 	trap - EXIT INT TERM
+	# A step (its own process group) or watchdog still running when we were interrupted.
+	for p in ${E2E_LIVE:-}; do
+		kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null
+	done
 	for ((i = ${#E2E_CLEANUPS[@]} - 1; i >= 0; i--)); do
 		timeout -k 5 60 bash -c "${E2E_CLEANUPS[$i]}" >/dev/null 2>&1 || true
 	done
@@ -197,9 +201,11 @@ e2e_run_step() {
 		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
 	) </dev/null >/dev/null 2>&1 &
 	local dog=$!
+	E2E_LIVE="$pid $dog"
 	wait "$pid" || rc=$?
 	kill "$dog" 2>/dev/null
 	wait "$dog" 2>/dev/null
+	E2E_LIVE=""
 	[ -f "$E2E_STEPDIR/reason" ] && reason=$(cat "$E2E_STEPDIR/reason")
 	case $rc in
 	0) E2E_RESULT[$step|$name]=PASS ;;
@@ -224,9 +230,11 @@ e2e_run_step() {
 		local cpid=$!
 		( sleep 60; kill -9 -- "-$cpid" ) 2>/dev/null &
 		local cdog=$!
+		E2E_LIVE="$cpid $cdog"
 		wait "$cpid"
 		kill "$cdog" 2>/dev/null
 		wait "$cdog" 2>/dev/null
+		E2E_LIVE=""
 	fi
 }
 
