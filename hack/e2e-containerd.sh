@@ -115,6 +115,8 @@ timeout 120 "${C[@]}" images import "$W/image.tar" >"$W/import.log" 2>&1 ||
 
 STEPS=(run_rm run_detached run_tty exec exec_tty task_ps pause_resume kill kill_all
 	delete_running delete_paused metrics resources create_fails binaryname_config)
+# E2E_STEPS="run_rm kill" runs only those steps.
+[ -z "${E2E_STEPS:-}" ] || read -ra STEPS <<<"$E2E_STEPS"
 
 # In a step: ctr run with the runtime under test as the runc shim's BinaryName.
 step_env() { RUN=("${C[@]}" run --runc-binary "$RT"); }
@@ -302,6 +304,12 @@ t_create_fails() {
 	contains "error names the command" "$err" no-such-command-e2e
 	[ -z "$(task_status "$U")" ] || fail "task still listed after the failed create"
 	[ ! -e "/run/containerd/runc/$NS/$U" ] || fail "runtime state /run/containerd/runc/$NS/$U left behind"
+	# A file that is not executable
+	rc=0
+	err=$(timeout "$CMD_TIMEOUT" "${RUN[@]}" --rm "$IMG" "$U-2" /etc/passwd 2>&1) || rc=$?
+	[ "$rc" != 0 ] || fail "ctr run of a non-executable file succeeded"
+	contains "error text" "$err" "permission denied"
+	[ -z "$(task_status "$U-2")" ] || fail "task still listed after the failed create"
 }
 
 # BinaryName from config.toml (the CRI plugin's runtime options) — what Kubernetes uses through a

@@ -115,6 +115,8 @@ echo "$ROOTLESS_USER:2000000:65536" >>/etc/subgid
 STEPS=(run_rm run_detached_exec_stop run_tty exec_tty exec_detach resources update pause_unpause
 	kill_signal stop_timeout read_only caps privileged seccomp_default seccomp_custom uidmap
 	userns_auto pod network_none network_default preserve_fds create_fails restart rootless)
+# E2E_STEPS="run_rm kill" runs only those steps.
+[ -z "${E2E_STEPS:-}" ] || read -ra STEPS <<<"$E2E_STEPS"
 
 
 
@@ -337,6 +339,11 @@ t_create_fails() {
 	esac
 	contains "error names the command" "$err" no-such-command-e2e
 	mustfail "${PM[@]}" container exists "$U" >/dev/null
+	# A file that is not executable: "permission denied" → 126.
+	rc=0
+	err=$(timeout "$CMD_TIMEOUT" "${PM[@]}" run --rm --name "$U-2" "$IMG" /etc/passwd 2>&1) || rc=$?
+	expect "exit status of a non-executable command [$(echo "$err" | tail -1 | cut -c1-200)]" "$rc" 126
+	contains "error text" "$err" "permission denied"
 }
 
 t_restart() {
