@@ -119,10 +119,15 @@ STEPS=(run_rm run_detached run_tty exec exec_tty task_ps pause_resume kill kill_
 [ -z "${E2E_STEPS:-}" ] || read -ra STEPS <<<"$E2E_STEPS"
 
 # In a step: ctr run with the runtime under test as the runc shim's BinaryName.
-step_env() { RUN=("${C[@]}" run --runc-binary "$RT"); }
+step_env() {
+	RUN=("${C[@]}" run --runc-binary "$RT")
+	# Say so plainly if the daemon is gone (rather than 10s connect timeouts on every step).
+	kill -0 "$CPID" 2>/dev/null || fail "the private containerd (pid $CPID) is gone; its log: $W/containerd.log"
+}
 
 step_cleanup() {
 	local c
+	kill -0 "$CPID" 2>/dev/null || return 0
 	for c in "$U" "$U-2"; do
 		"${C[@]}" task kill -a -s SIGKILL "$c"
 		"${C[@]}" task delete -f "$c"
