@@ -3,7 +3,7 @@ CARGO ?= cargo
 RUNC ?= /usr/sbin/runc
 PREFIX ?= /usr/local
 
-.PHONY: all deps build release demo test test-unit test-integration test-runc test-vm bench lint install clean
+.PHONY: all deps build release demo test test-unit test-integration test-runc test-vm bench e2e lint install clean
 
 all: build
 
@@ -43,6 +43,14 @@ test-vm: build
 # BENCH_ARGS="--rounds 20 --scenarios 1,2" to narrow it. Results: docs/performance.md.
 bench: release
 	hack/bench $(BENCH_ARGS)
+
+# End to end: Podman (through conmon) and containerd (through its runc shim) with husk, and with
+# runc beside it so a host problem shows in both columns. Needs root; installs podman, conmon,
+# containerd, ... with apt-get when missing; private storage and daemon. E2E_RUNTIMES=husk for husk only.
+E2E_RUNTIMES ?= husk $(RUNC)
+e2e: build
+	bash hack/e2e-podman.sh $(E2E_RUNTIMES); p=$$?; bash hack/e2e-containerd.sh $(E2E_RUNTIMES); c=$$?; \
+		[ $$p = 0 ] && [ $$c = 0 ]
 
 lint:
 	$(CARGO) fmt --all -- --check
