@@ -281,14 +281,30 @@ pub fn open_init(saved: &Saved) -> Option<std::os::fd::OwnedFd> {
     }
 }
 
-/// The default `--root`: `/run/husk` for root, `$XDG_RUNTIME_DIR/husk` otherwise (as runc).
+/// The default `--root`: `/run/husk`, or `$XDG_RUNTIME_DIR/husk` when runc would honour
+/// XDG_RUNTIME_DIR: a non-root user, or uid 0 inside a user namespace (rootless Podman) unless
+/// `USER` says root.
 pub fn default_root() -> PathBuf {
-    if !nix::unistd::geteuid().is_root() {
-        if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        let honour = !nix::unistd::geteuid().is_root()
+            || (in_user_namespace() && std::env::var("USER").map(|u| u != "root").unwrap_or(true));
+        if honour {
             return Path::new(&dir).join("husk");
         }
     }
     PathBuf::from("/run/husk")
+}
+
+/// True inside a user namespace other than the initial one (its uid_map is not the identity
+/// map of all 2^32 ids).
+pub fn in_user_namespace() -> bool {
+    match fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => {
+            let f: Vec<&str> = map.split_whitespace().collect();
+            f != ["0", "0", "4294967295"]
+        }
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
