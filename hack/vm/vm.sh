@@ -245,7 +245,7 @@ timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot \
 	-kernel "$KDIR/vmlinuz" -initrd "$INITRD" \
 	-append "console=ttyS0 panic=-1 quiet loglevel=3 husk_layout=$LAYOUT" \
-	</dev/null 2>&1 | tr -d '\r' | tee "$CONSOLE"
+	</dev/null 2>&1 | stdbuf -o0 tr -d '\r' | tee "$CONSOLE"
 set -e
 secs=$(($(date +%s) - start))
 [ -z "$LOG" ] || cp "$CONSOLE" "$LOG"
