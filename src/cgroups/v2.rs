@@ -245,6 +245,14 @@ pub fn apply(d: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
                 )?;
             }
         }
+        // Out of range is bad input on every layout (the same config must not be accepted
+        // or refused depending on the host); in range, v2 has no such knob.
+        if let Some(s) = mem.swappiness().filter(|s| *s != u64::MAX && *s > 100) {
+            return Err(CgroupError::field(
+                "linux.resources.memory.swappiness",
+                format!("invalid memory swappiness value: {s} (valid range is 0-100)"),
+            ));
+        }
         if mem.swappiness().is_some_and(|s| s != u64::MAX) {
             crate::logging::warn(
                 "linux.resources.memory.swappiness: not supported on cgroup v2, ignored (as runc)",
