@@ -82,6 +82,7 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct IdArg {
+    /// the container id
     pub id: String,
 }
 
@@ -114,6 +115,7 @@ pub struct CreateOpts {
 pub struct CreateArgs {
     #[command(flatten)]
     pub opts: CreateOpts,
+    /// the container id
     pub id: String,
 }
 
@@ -130,6 +132,7 @@ pub struct RunArgs {
     /// disable the use of the subreaper used to reap reparented processes
     #[arg(long = "no-subreaper")]
     pub no_subreaper: bool,
+    /// the container id
     pub id: String,
 }
 
@@ -138,6 +141,7 @@ pub struct KillArgs {
     /// send the specified signal to all processes inside the container
     #[arg(short = 'a', long)]
     pub all: bool,
+    /// the container id
     pub id: String,
     /// the signal: a name (KILL, SIGKILL, kill) or a number; default SIGTERM
     pub signal: Option<String>,
@@ -148,6 +152,7 @@ pub struct DeleteArgs {
     /// forcibly deletes the container if it is still running (uses SIGKILL)
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// the container id
     pub id: String,
 }
 
@@ -204,6 +209,7 @@ pub struct ExecArgs {
     /// pass a pidfd of the process to this AF_UNIX socket (accepted)
     #[arg(long = "pidfd-socket", value_name = "PATH")]
     pub pidfd_socket: Option<PathBuf>,
+    /// the container id
     pub id: String,
     /// the command and its arguments (when --process is not given)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -215,6 +221,7 @@ pub struct PsArgs {
     /// select one of: table or json
     #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
+    /// the container id
     pub id: String,
     /// options passed to ps(1) in table format
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -272,6 +279,7 @@ pub struct UpdateArgs {
     pub l3_cache_schema: Option<String>,
     #[arg(long = "mem-bw-schema")]
     pub mem_bw_schema: Option<String>,
+    /// the container id
     pub id: String,
 }
 
@@ -283,6 +291,7 @@ pub struct EventsArgs {
     /// display the container's stats then exit
     #[arg(long)]
     pub stats: bool,
+    /// the container id
     pub id: String,
 }
 
