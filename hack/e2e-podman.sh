@@ -350,7 +350,9 @@ t_restart() {
 	must "${PM[@]}" run -d --name "$U" "$IMG" sleep 1000 >/dev/null
 	pid1=$(must "${PM[@]}" inspect -f '{{.State.Pid}}' "$U")
 	must "${PM[@]}" restart -t 1 "$U" >/dev/null
-	expect "state after restart" "$(must "${PM[@]}" inspect -f '{{.State.Status}}' "$U")" running
+	# podman may still report the old run's "stopping" for a moment after restart returns.
+	wait_for 10 sh -c "[ \"\$(${PM[*]} inspect -f '{{.State.Status}}' $U)\" = running ]" ||
+		fail "state after restart: $("${PM[@]}" inspect -f '{{.State.Status}}' "$U" 2>&1), want running"
 	pid2=$(must "${PM[@]}" inspect -f '{{.State.Pid}}' "$U")
 	[ "$pid1" != "$pid2" ] || fail "restart: same pid $pid1"
 	# a restart policy: conmon's exit → podman restarts it
