@@ -13,7 +13,6 @@
 //! ```
 
 use std::convert::Infallible;
-use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sched::{setns, CloneFlags};
@@ -86,45 +85,21 @@ fn setup_and_exec(e: &ExecInit) -> Result<Infallible, InitError> {
     }
 
     process::apply_rlimits(proc_)?;
-    let user = proc_.user();
-    let info = process::lookup_user(user.uid(), user.gid());
-    let mut groups: Vec<u32> = info.supplementary.clone();
-    for g in user.additional_gids().iter().flatten() {
-        if !groups.contains(g) {
-            groups.push(*g);
-        }
-    }
     // seccomp as in the init: without no_new_privs the filter needs CAP_SYS_ADMIN, so it is
     // loaded before the capabilities are dropped; with it, last before execve.
     let nnp = proc_.no_new_privileges().unwrap_or(false);
-    if !nnp {
-        load_seccomp(e)?;
-    }
-    e.caps.apply_bounding()?;
-    sys::set_keepcaps(true).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
     // setgroups is denied in a user namespace whose setgroups file says "deny".
     let may_setgroups = std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
-    process::switch_user(proc_, &groups, may_setgroups)?;
-    sys::set_keepcaps(false).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
-    e.caps.apply_rest()?;
-    if let Some(mask) = user.umask() {
-        sys::set_umask(mask);
-    }
-    process::enter_cwd(proc_.cwd())?;
-
-    let mut env = process::environment(proc_, &info.home)?;
-    for kv in &e.extra_env {
-        env.push(CString::new(kv.as_str()).map_err(|_| ProcessError::Nul)?);
-    }
-    let args = process::args(proc_)?;
-    let arg0 = proc_
-        .args()
-        .as_ref()
-        .and_then(|a| a.first().cloned())
-        .unwrap_or_default();
-    let path = process::find_executable(&arg0, &env)?;
+    let super::Exec { path, args, env } =
+        super::become_process(proc_, &e.caps, &e.extra_env, may_setgroups, || {
+            if nnp {
+                Ok(())
+            } else {
+                load_seccomp(e)
+            }
+        })?;
 
     // Only stdio and the preserved fds cross into the container (CVE-2024-21626); the channel
     // closes at the execve itself, which tells the host the exec happened.

@@ -193,47 +193,21 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
     // 9. The process's identity: rlimits as root (the oom score was set by the host before
     // Go, see create.rs), then user and capabilities.
     process::apply_rlimits(proc_)?;
-    let user = proc_.user();
-    let info = process::lookup_user(user.uid(), user.gid());
-    let mut groups: Vec<u32> = info.supplementary.clone();
-    for g in user.additional_gids().iter().flatten() {
-        if !groups.contains(g) {
-            groups.push(*g);
-        }
-    }
     // AppArmor profile / SELinux label for the execve (lsm.rs), through a checked procfs.
     crate::lsm::apply(spec, &procfs)?;
     // seccomp, step A. Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
-    // now, before the capabilities are dropped (as runc does). See `load_seccomp`.
+    // while the capabilities are still held (as runc does). See `load_seccomp`.
     let nnp = proc_.no_new_privileges().unwrap_or(false);
     let notify = init.seccomp.as_ref().is_some_and(|p| p.listener.is_some());
-    if !nnp {
-        load_seccomp(init)?;
-    }
-    init.caps.apply_bounding()?;
-    sys::set_keepcaps(true).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
-    process::switch_user(proc_, &groups, true)?;
-    sys::set_keepcaps(false).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
-    init.caps.apply_rest()?;
-    if let Some(mask) = user.umask() {
-        sys::set_umask(mask);
-    }
-    process::enter_cwd(proc_.cwd())?;
-
     // 10. What to exec, resolved now so that a missing binary fails `create`, as in runc.
-    let mut env = process::environment(proc_, &info.home)?;
-    for kv in &init.extra_env {
-        env.push(CString::new(kv.as_str()).map_err(|_| ProcessError::Nul)?);
-    }
-    let args = process::args(proc_)?;
-    let path = process::find_executable(
-        &proc_
-            .args()
-            .as_ref()
-            .map(|a| a[0].clone())
-            .unwrap_or_default(),
-        &env,
-    )?;
+    let Exec { path, args, env } =
+        become_process(proc_, &init.caps, &init.extra_env, true, || {
+            if nnp {
+                Ok(())
+            } else {
+                load_seccomp(init)
+            }
+        })?;
 
     // 11. Ready: the host records the container; we wait for `start`. The death signal is
     // cleared first because `create` exits as soon as it has recorded us.
@@ -269,6 +243,57 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
         source: err,
     }
     .into())
+}
+
+/// What the process execs.
+pub(crate) struct Exec {
+    pub path: CString,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+}
+
+/// Become the process the config describes and resolve what it execs — shared by the init and
+/// by exec. Supplementary groups are /etc/group's for the user plus `additionalGids` (as runc);
+/// the bounding set is dropped while CAP_SETPCAP is held, the uid/gid switch keeps the
+/// permitted set (PR_SET_KEEPCAPS), then the other sets, umask and cwd. `before_caps_drop` runs
+/// while every capability is still held (seccomp without no_new_privs needs CAP_SYS_ADMIN).
+pub(crate) fn become_process(
+    proc_: &oci_spec::runtime::Process,
+    caps: &Sets,
+    extra_env: &[String],
+    may_setgroups: bool,
+    before_caps_drop: impl FnOnce() -> Result<(), InitError>,
+) -> Result<Exec, InitError> {
+    let user = proc_.user();
+    let info = process::lookup_user(user.uid(), user.gid());
+    let mut groups: Vec<u32> = info.supplementary.clone();
+    for g in user.additional_gids().iter().flatten() {
+        if !groups.contains(g) {
+            groups.push(*g);
+        }
+    }
+    before_caps_drop()?;
+    caps.apply_bounding()?;
+    sys::set_keepcaps(true).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
+    process::switch_user(proc_, &groups, may_setgroups)?;
+    sys::set_keepcaps(false).map_err(sys_err("prctl(PR_SET_KEEPCAPS)"))?;
+    caps.apply_rest()?;
+    if let Some(mask) = user.umask() {
+        sys::set_umask(mask);
+    }
+    process::enter_cwd(proc_.cwd())?;
+    let mut env = process::environment(proc_, &info.home)?;
+    for kv in extra_env {
+        env.push(CString::new(kv.as_str()).map_err(|_| ProcessError::Nul)?);
+    }
+    let args = process::args(proc_)?;
+    let arg0 = proc_
+        .args()
+        .as_ref()
+        .and_then(|a| a.first().cloned())
+        .unwrap_or_default();
+    let path = process::find_executable(&arg0, &env)?;
+    Ok(Exec { path, args, env })
 }
 
 /// Load the seccomp filter; for SCMP_ACT_NOTIFY, hand the listener fd to the host (which
