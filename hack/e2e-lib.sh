@@ -53,6 +53,9 @@ e2e_setup() { # NAME
 	trap 'exit 143' TERM
 	# Under target/, not a shared tmp dir: nothing else globs it away while the daemons run.
 	mkdir -p "$E2E_TOP/target/e2e"
+	# Podman calls the runtime without --root, so husk's default root gets its seccomp cache:
+	# remove what this run made there, as for every other leftover.
+	[ -e /run/husk/@seccomp-cache ] || at_exit "rm -rf /run/husk/@seccomp-cache; rmdir /run/husk 2>/dev/null"
 	W=$(mktemp -d "$E2E_TOP/target/e2e/$1.XXXXXX")
 	chmod 0755 "$W"
 	if [ -n "${E2E_KEEP:-}" ]; then
