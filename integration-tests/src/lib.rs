@@ -967,6 +967,35 @@ pub fn file_with(dir: &Path, name: &str, contents: &str) -> fs::File {
     fs::File::open(&p).unwrap()
 }
 
+/// Receive one message carrying one fd by SCM_RIGHTS (what a console-socket receiver such as
+/// conmon, or a seccomp agent, does): returns the payload and the fd.
+pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> (Vec<u8>, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = vec![0u8; 65536];
+    let mut cbuf = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY (test code): a zeroed msghdr is valid; every pointer set below outlives recvmsg.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = cbuf.len() as _;
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    assert!(!cmsg.is_null(), "no fd received");
+    unsafe {
+        assert_eq!((*cmsg).cmsg_level, libc::SOL_SOCKET);
+        assert_eq!((*cmsg).cmsg_type, libc::SCM_RIGHTS);
+    }
+    let fd = unsafe { *(libc::CMSG_DATA(cmsg) as *const i32) };
+    buf.truncate(n as usize);
+    (buf, unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

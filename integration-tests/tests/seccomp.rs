@@ -3,7 +3,7 @@
 
 use integration_tests::*;
 use serde_json::{json, Value};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 
 fn with_profile(name: &str, profile: Value, script: &str) -> Bundle {
@@ -203,28 +203,6 @@ fn trace_action_without_tracer() {
     assert!(out.stderr.contains("Function not implemented"), "{out:?}");
 }
 
-/// `recvmsg` one message with one fd.
-fn recv_with_fd(sock: &std::os::unix::net::UnixStream) -> (Vec<u8>, OwnedFd) {
-    let mut buf = vec![0u8; 65536];
-    let mut cbuf = [0u8; 64];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = cbuf.len();
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
-    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    assert!(!cmsg.is_null(), "no fd received");
-    let fd = unsafe { *(libc::CMSG_DATA(cmsg) as *const i32) };
-    buf.truncate(n as usize);
-    (buf, unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 #[repr(C)]
 #[derive(Default)]
 struct SeccompData {
@@ -272,7 +250,7 @@ fn agent(listener: UnixListener) -> (Value, Vec<i32>) {
         }
     };
     sock.set_nonblocking(false).unwrap();
-    let (payload, fd) = recv_with_fd(&sock);
+    let (payload, fd) = recv_fd(&sock);
     let state: Value = serde_json::from_slice(&payload).unwrap();
     let mut seen = Vec::new();
     loop {

@@ -5,37 +5,15 @@
 use integration_tests::*;
 use serde_json::json;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Receive one fd by SCM_RIGHTS from the connection; return it with the message payload.
-fn recv_fd(conn: &std::os::unix::net::UnixStream) -> (OwnedFd, String) {
-    let mut buf = [0u8; 256];
-    let mut cbuf = [0u8; 64];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = cbuf.len() as _;
-    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, 0) };
-    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
-    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    assert!(!cmsg.is_null(), "no control message");
-    unsafe {
-        assert_eq!((*cmsg).cmsg_level, libc::SOL_SOCKET);
-        assert_eq!((*cmsg).cmsg_type, libc::SCM_RIGHTS);
-        let fd = *(libc::CMSG_DATA(cmsg) as *const RawFd);
-        (
-            OwnedFd::from_raw_fd(fd),
-            String::from_utf8_lossy(&buf[..n as usize]).into_owned(),
-        )
-    }
+/// The pty master and the name runc sends with it.
+fn recv_master(conn: &std::os::unix::net::UnixStream) -> (OwnedFd, String) {
+    let (payload, fd) = recv_fd(conn);
+    (fd, String::from_utf8_lossy(&payload).into_owned())
 }
 
 fn write_fd(fd: &OwnedFd, data: &str) {
@@ -105,7 +83,7 @@ fn create_sends_pty_master_to_console_socket() {
     rt.create_with(&id, &b, &["--console-socket", sock.to_str().unwrap()])
         .ok();
     let (conn, _) = listener.accept().unwrap();
-    let (master, name) = recv_fd(&conn);
+    let (master, name) = recv_master(&conn);
     assert_eq!(name, "/dev/ptmx", "runc's payload");
     rt.start(&id).ok();
     write_fd(
@@ -155,7 +133,7 @@ fn exec_tty_with_console_socket() {
     ])
     .ok();
     let (conn, _) = listener.accept().unwrap();
-    let (master, name) = recv_fd(&conn);
+    let (master, name) = recv_master(&conn);
     assert_eq!(name, "/dev/ptmx");
     write_fd(&master, "tty; stty size; echo EXEC-$((6*7)); exit\n");
     let out = read_until(&master, "EXEC-42");

@@ -238,18 +238,19 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     let hooks = bundle.spec.hooks().clone();
+    // The state the create-time hooks and the seccomp agent are given.
+    let state = hooks::state_json(
+        bundle.spec.version(),
+        id,
+        "creating",
+        pid.as_raw(),
+        &bundle.dir,
+        &annotations,
+    );
     loop {
         let (msg, fds) = host_end.recv()?;
         match msg {
             Msg::HooksReady => {
-                let state = hooks::state_json(
-                    bundle.spec.version(),
-                    id,
-                    "creating",
-                    pid.as_raw(),
-                    &bundle.dir,
-                    &annotations,
-                );
                 let h = hooks.as_ref();
                 // prestart is deprecated in favour of createRuntime; both run here, in order.
                 #[allow(deprecated)]
@@ -274,14 +275,6 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
                         "linux.seccomp: the init sent no seccomp notify fd".into(),
                     ));
                 };
-                let state = hooks::state_json(
-                    bundle.spec.version(),
-                    id,
-                    "creating",
-                    pid.as_raw(),
-                    &bundle.dir,
-                    &annotations,
-                );
                 crate::seccomp::send_to_listener(
                     listener,
                     pid.as_raw(),
