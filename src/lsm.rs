@@ -127,7 +127,22 @@ pub fn check(spec: &Spec) -> Result<(), LsmError> {
 /// The init, after the rootfs is finished (its /proc is the container's own procfs), before
 /// the capabilities are dropped: set the labels the process will get at execve.
 pub fn apply(spec: &Spec, procfs: &crate::procfs::Proc) -> Result<(), LsmError> {
-    let labels = Labels::from_spec(spec);
+    apply_labels(&Labels::from_spec(spec), procfs)
+}
+
+/// The labels of an exec'd process: its own (the container's, or `exec --apparmor` /
+/// `--process-label`, or the `--process` file's); the mount label does not apply.
+pub fn for_process(p: &oci_spec::runtime::Process) -> Labels {
+    let nonempty = |s: Option<&String>| s.filter(|s| !s.is_empty()).cloned();
+    Labels {
+        apparmor: nonempty(p.apparmor_profile().as_ref()),
+        selinux: nonempty(p.selinux_label().as_ref()),
+        mount: None,
+    }
+}
+
+/// Write `labels` for the coming execve through `procfs`.
+pub fn apply_labels(labels: &Labels, procfs: &crate::procfs::Proc) -> Result<(), LsmError> {
     let apparmor_dir = Path::new("/proc/thread-self/attr/apparmor").is_dir();
     for (field, file, value) in labels.writes(apparmor_dir) {
         // Through the private procfs (procfs.rs): a rootfs whose /proc is not the kernel's,
@@ -213,6 +228,21 @@ mod tests {
         // Empty strings mean "not set", as in runc.
         let s = spec(serde_json::json!({"process": {"apparmorProfile": "", "selinuxLabel": ""}}));
         assert_eq!(Labels::from_spec(&s), Labels::default());
+        // An exec'd process: its own labels, never the mount label.
+        let p = s.process().clone().unwrap();
+        assert_eq!(for_process(&p), Labels::default());
+        let mut p2 = p.clone();
+        p2.set_apparmor_profile(Some("x".into()));
+        p2.set_selinux_label(Some("l".into()));
+        let l = for_process(&p2);
+        assert_eq!(
+            (
+                l.apparmor.as_deref(),
+                l.selinux.as_deref(),
+                l.mount.as_deref()
+            ),
+            (Some("x"), Some("l"), None)
+        );
         assert!(Labels::from_spec(&s).writes(false).is_empty());
     }
 }

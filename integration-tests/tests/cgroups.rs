@@ -835,3 +835,109 @@ fn frozen_parent_is_an_error() {
     out.failed().stderr_has("frozen");
     rt.assert_gone(&id);
 }
+
+/// `exec --cgroup`: the process lands in an existing sub-cgroup of the container's, on every
+/// hierarchy (`--cgroup sub`) or in one v1 controller (`--cgroup pids:sub`); `ps` lists it,
+/// `delete` removes the sub-cgroups with the container's; a path outside the container's
+/// cgroup, a missing sub-cgroup or an unknown controller is refused and leaves nothing running.
+#[test]
+fn exec_into_a_sub_cgroup() {
+    require_root!();
+    let lay = Layout::detect();
+    let rt = Runtime::new("cgexsub");
+    let id = rt.id("");
+    let mut b = bundle_with("cgexsub", &id, json!({}));
+    b.set_args(&["sleep", "1000"]);
+    let init = rt.create_and_start(&id, &b);
+    let dirs = lay.dirs(&id);
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        fs::create_dir(d.join("sub")).unwrap();
+        // A new v1 cpuset cgroup has no cpus or mems: no task may join it until they are set
+        // (ENOSPC); neither runc nor husk fills in a sub-cgroup the user made.
+        if d.join("cpuset.cpus").exists() {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                fs::write(d.join("sub").join(f), read(&d.join(f))).unwrap();
+            }
+        }
+    }
+    let procs = |d: &PathBuf| -> Vec<i32> {
+        read(&d.join("cgroup.procs"))
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect()
+    };
+    let exec_detached = |cg: &str| -> i32 {
+        let pid_file = rt.scratch().join("exec.pid");
+        let _ = fs::remove_file(&pid_file);
+        let pf = pid_file.to_str().unwrap();
+        rt.cmd(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pf,
+            "--cgroup",
+            cg,
+            &id,
+            "sleep",
+            "1000",
+        ])
+        .ok();
+        read(&pid_file).parse().unwrap()
+    };
+
+    // Every hierarchy.
+    let all = exec_detached("sub");
+    for d in &dirs {
+        assert!(procs(&d.join("sub")).contains(&all), "{}", d.display());
+        assert!(!procs(d).contains(&all), "{}", d.display());
+        assert!(procs(d).contains(&init), "{}", d.display());
+    }
+    // Seen from inside, through the cgroup namespace: the sub-cgroup of the container's.
+    let out = rt.cmd(&["exec", "--cgroup", "sub", &id, "cat", "/proc/self/cgroup"]);
+    out.ok();
+    assert!(out.stdout.lines().all(|l| l.ends_with(":/sub")), "{out}");
+
+    // One v1 controller: the others keep the container's own cgroup.
+    if let Some(pids_mount) = lay.v1("pids") {
+        let one = exec_detached("pids:sub");
+        let pids_dir = pids_mount.join(&id);
+        for d in &dirs {
+            let sub = procs(&d.join("sub")).contains(&one);
+            assert_eq!(sub, *d == pids_dir, "{}", d.display());
+            assert_eq!(procs(d).contains(&one), *d != pids_dir, "{}", d.display());
+        }
+    }
+
+    // `ps` lists the processes of the sub-cgroups too.
+    let listed: Vec<i32> =
+        serde_json::from_value(rt.cmd(&["ps", "--format", "json", &id]).ok().json()).unwrap();
+    assert!(
+        listed.contains(&init) && listed.contains(&all),
+        "{listed:?}"
+    );
+
+    // Refused: nothing more runs in the container afterwards.
+    let before = listed.len();
+    let mut cases = vec![
+        ("../escape", "is not a sub cgroup path"),
+        ("no-such-sub", "no-such-sub"),
+        ("nosuchctrl:sub", "nosuchctrl"),
+    ];
+    if !is_runc() {
+        // runc 1.1.5 takes an empty prefix for "every hierarchy"; runc 1.2 refuses it, as husk.
+        cases.push((":sub", "empty <controller> prefix"));
+    }
+    for (cg, want) in cases {
+        let out = rt.cmd(&["exec", "--cgroup", cg, &id, "true"]);
+        assert_eq!(out.status, 255, "{cg}: {out}");
+        out.stderr_has(want);
+    }
+    let after: Vec<i32> =
+        serde_json::from_value(rt.cmd(&["ps", "--format", "json", &id]).ok().json()).unwrap();
+    assert_eq!(after.len(), before, "{after:?}");
+
+    rt.delete(&id, true).ok();
+    assert!(lay.dirs(&id).is_empty(), "left: {:?}", lay.dirs(&id));
+    rt.assert_gone(&id);
+}

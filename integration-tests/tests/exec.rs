@@ -382,3 +382,57 @@ fn exec_into_created_container() {
     assert_eq!(out.stdout.trim(), "ex-created-host", "{out}");
     assert_eq!(rt.status(&id), "created");
 }
+
+/// `exec --apparmor`, `--process-label` and a `--process` file asking for labels, on a host
+/// without that LSM (this one and CI's): refused as runc refuses them (runc fails writing
+/// AppArmor's attr/exec; for SELinux with the text below), exit 255, nothing left running.
+/// With the LSM enabled the label is written to the exec attribute through a private procfs
+/// (plumbing unit-tested in lsm.rs; no LSM host to test the write here).
+#[test]
+fn exec_labels_on_a_host_without_the_lsm() {
+    require_root!();
+    let apparmor = fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .map(|s| s.trim() == "Y")
+        .unwrap_or(false);
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    let (rt, _b, id, _pid) = running("ex-lsm");
+    let with_file = |key: &str| -> String {
+        let p = rt.scratch().join(format!("{key}.json"));
+        let process = json!({"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            key: "husk_test_t"});
+        fs::write(&p, process.to_string()).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let mut cases: Vec<(Vec<String>, &str)> = Vec::new();
+    if !apparmor {
+        cases.push((vec!["--apparmor".into(), "husk-test".into()], "apparmor"));
+        cases.push((
+            vec!["--process".into(), with_file("apparmorProfile")],
+            "apparmor",
+        ));
+    }
+    if !selinux {
+        let text = "selinux label is specified in config, but selinux is disabled or not supported";
+        cases.push((vec!["--process-label".into(), "husk_test_t".into()], text));
+        cases.push((vec!["--process".into(), with_file("selinuxLabel")], text));
+    }
+    for (flags, want) in &cases {
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let cmd: &[&str] = if flags[0] == "--process" {
+            &[]
+        } else {
+            &["true"]
+        };
+        let out = exec(&rt, &id, &flags, cmd);
+        assert_eq!(out.status, 255, "{flags:?}: {out}");
+        out.stderr_has(want);
+    }
+    // Only the init is left in the container.
+    let out = exec(&rt, &id, &[], &["ls", "/proc"]);
+    let pids = out
+        .stdout
+        .lines()
+        .filter(|l| l.chars().all(|c| c.is_ascii_digit()))
+        .count();
+    assert_eq!(pids, 2, "init and ls only: {out}");
+}

@@ -233,6 +233,14 @@ const NOTIF_SEND: u64 = 0xc018_2101;
 /// The agent: answer every notified syscall with EXDEV; return the state message and the
 /// syscall numbers seen.
 fn agent(listener: UnixListener) -> (Value, Vec<i32>) {
+    agent_telling(listener, None)
+}
+
+/// `agent`, saying on `accepted` when it has taken its connection.
+fn agent_telling(
+    listener: UnixListener,
+    accepted: Option<std::sync::mpsc::Sender<()>>,
+) -> (Value, Vec<i32>) {
     // Never hang the suite if the runtime does not connect: give up after a minute.
     listener.set_nonblocking(true).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -250,6 +258,9 @@ fn agent(listener: UnixListener) -> (Value, Vec<i32>) {
         }
     };
     sock.set_nonblocking(false).unwrap();
+    if let Some(tx) = accepted {
+        let _ = tx.send(());
+    }
     let (payload, fd) = recv_fd(&sock);
     let state: Value = serde_json::from_slice(&payload).unwrap();
     let mut seen = Vec::new();
@@ -378,4 +389,51 @@ fn exec_gets_the_containers_filter() {
         assert!(!b.rootfs().join("from-exec").exists());
         rt.delete(&id, true).ok();
     }
+}
+
+/// SCMP_ACT_NOTIFY for an exec'd process: its own listener fd reaches the agent (a second
+/// connection, after the init's), with the container's state (running, the init's pid) and the
+/// exec'd process's pid; the agent's answer is what the process sees.
+#[test]
+fn exec_notify_reaches_the_listener() {
+    require_root!();
+    let rt = Runtime::new("cf-sc-exnotify");
+    let sock_path = rt.scratch().join("agent.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let for_init = listener.try_clone().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let init_agent = std::thread::spawn(move || agent_telling(for_init, Some(tx)));
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock_path,
+        "syscalls": [rule(&["mkdir", "mkdirat"], "SCMP_ACT_NOTIFY")]
+    });
+    let b = with_profile("sc-exnotify", profile, "sleep 1000");
+    let id = rt.id("");
+    let init = rt.create_and_start(&id, &b);
+    // The init's connection is taken before the exec's can arrive, so neither agent gets the
+    // other's.
+    rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+    let exec_agent = std::thread::spawn(move || agent(listener));
+    let out = rt.cmd(&["exec", &id, "sh", "-c", "mkdir /b; echo $$"]);
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("can't create directory '/b': Invalid cross-device link"),
+        "{out:?}"
+    );
+    assert!(!b.rootfs().join("b").exists());
+    let (state, seen) = exec_agent.join().unwrap();
+    assert!(!seen.is_empty(), "{state}");
+    assert_eq!(state["state"]["id"], json!(id), "{state}");
+    assert_eq!(state["state"]["status"], json!("running"), "{state}");
+    assert_eq!(state["state"]["pid"], json!(init), "{state}");
+    let exec_pid = state["pid"].as_i64().unwrap();
+    assert!(exec_pid > 0 && exec_pid != i64::from(init), "{state}");
+
+    rt.delete(&id, true).ok();
+    let (state, _) = init_agent.join().unwrap();
+    assert_eq!(state["state"]["status"], json!("creating"), "{state}");
+    rt.assert_gone(&id);
 }

@@ -21,6 +21,7 @@ mod devices;
 mod fsutil;
 pub mod layout;
 pub mod stats;
+pub mod sub;
 #[cfg(test)]
 mod tests;
 mod v1;
@@ -359,13 +360,24 @@ impl Manager {
         let Some(dir) = self.procs_dir() else {
             return Ok(Vec::new());
         };
-        let f = dir.join("cgroup.procs");
-        let text = match std::fs::read_to_string(&f) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(CgroupError::path(&f, format!("read: {e}"))),
-        };
-        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        let mut pids = Vec::new();
+        // The container's own cgroup first, then its sub-cgroups (exec --cgroup).
+        let mut dirs = vec![dir.clone()];
+        dirs.extend(sub::descendants(dir));
+        for (n, d) in dirs.iter().enumerate() {
+            let f = d.join("cgroup.procs");
+            let text = match std::fs::read_to_string(&f) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if n > 0 => {
+                    crate::logging::debug(&format!("{}: {e}", f.display()));
+                    continue;
+                }
+                Err(e) => return Err(CgroupError::path(&f, format!("read: {e}"))),
+            };
+            pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        Ok(pids)
     }
 
     /// The freezer in use: the v1 freezer controller if mounted, else cgroup2's cgroup.freeze.
@@ -433,6 +445,12 @@ impl Manager {
         let mut dirs: Vec<&PathBuf> = self.v1_dirs();
         dirs.extend(self.v2.iter());
         for dir in dirs {
+            // Sub-cgroups first: a cgroup with children cannot be removed.
+            for sub_dir in sub::descendants(dir) {
+                if let Err(e) = rmdir_retry(&sub_dir) {
+                    first_err.get_or_insert(e);
+                }
+            }
             if let Err(e) = rmdir_retry(dir) {
                 first_err.get_or_insert(e);
             }

@@ -19,7 +19,7 @@ pub fn run(ctx: &Ctx, a: ExecArgs) -> Result<()> {
         Err(Error::Exit(code)) => Err(Error::Exit(code)),
         Err(e) => {
             // runc: fatalWithCode(fmt.Errorf("exec failed: %w", err), 255), for every error.
-            let text = format!("exec failed: {e}");
+            let text = crate::logging::go_errno_text(&format!("exec failed: {e}"));
             crate::logging::error(&text);
             if crate::logging::has_file() {
                 eprintln!("{text}");
@@ -30,11 +30,8 @@ pub fn run(ctx: &Ctx, a: ExecArgs) -> Result<()> {
 }
 
 fn exec_and_wait(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
-    if !a.cgroup.is_empty() {
-        return Err(Error::msg(
-            "--cgroup: running an exec in a sub-cgroup is not supported by husk yet",
-        ));
-    }
+    let sub_cgroups =
+        crate::cgroups::sub::parse(&a.cgroup).map_err(|e| Error::msg(e.to_string()))?;
     let process = build_process(ctx, &a)?;
     let opts = ExecOpts {
         process,
@@ -43,6 +40,7 @@ fn exec_and_wait(ctx: &Ctx, a: ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.as_deref(),
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups,
     };
     Ok(exec::exec(&ctx.root, &a.id, opts)?)
 }

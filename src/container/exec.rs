@@ -32,6 +32,8 @@ pub struct ExecOpts<'a> {
     pub pid_file: Option<&'a Path>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--cgroup`: controller ("" = all) → sub-cgroup of the container's (cgroups/sub.rs).
+    pub sub_cgroups: std::collections::BTreeMap<String, String>,
 }
 
 fn msg(s: impl Into<String>) -> ContainerError {
@@ -90,7 +92,12 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
         ));
     }
     let caps = Sets::from_spec(o.process.capabilities().as_ref())?;
-    let seccomp = container_seccomp(root, &saved.bundle)?;
+    // The same checks as create: a label the host cannot apply is refused before anything
+    // runs (runc fails too: apparmor at the write, SELinux with this text).
+    let labels = crate::lsm::for_process(&o.process);
+    labels.check(crate::lsm::Host::detect())?;
+    let (seccomp, oci_version) = container_seccomp(root, &saved.bundle)?;
+    let listener = seccomp.as_ref().and_then(|p| p.listener.clone());
 
     let pid = saved.pid;
     let mut ns = Vec::new();
@@ -165,6 +172,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
                 // runc passes LISTEN_FDS on for create/run only, not exec.
                 extra_env: Vec::new(),
                 seccomp,
+                labels,
             })
         }
         Forked::Parent { pid, .. } => pid,
@@ -180,19 +188,42 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
 
     saved
         .cgroup
-        .add_task(child, false)
+        .add_task_sub(child, &o.sub_cgroups)
         .map_err(|e| fail(e.into()))?;
     host_end.send(&Msg::Go).map_err(|e| fail(e.into()))?;
-    match host_end.recv() {
-        // The channel was close-on-exec: closed without a word means the execve happened.
-        Err(ChannelError::Closed) => {}
-        Ok((Msg::Error(e), _)) => {
-            let _ = waitpid(child, None);
-            // runc's prefix for a failure inside the new process.
-            return Err(msg(format!("unable to start container process: {e}")));
+    loop {
+        match host_end.recv() {
+            // The channel was close-on-exec: closed without a word means the execve happened.
+            Err(ChannelError::Closed) => break,
+            Ok((Msg::Error(e), _)) => {
+                let _ = waitpid(child, None);
+                // runc's prefix for a failure inside the new process.
+                return Err(msg(format!("unable to start container process: {e}")));
+            }
+            // SCMP_ACT_NOTIFY: the agent gets the exec'd process's listener fd, with the
+            // container's state (status running, the init's pid) and this process's pid.
+            Ok((Msg::SeccompFd, fds)) => {
+                let (Some(l), Some(fd)) = (&listener, fds.first()) else {
+                    return Err(fail(msg("linux.seccomp: no seccomp notify fd was sent")));
+                };
+                let state = crate::hooks::state_json(
+                    &oci_version,
+                    id,
+                    "running",
+                    saved.pid,
+                    &saved.bundle,
+                    &saved.annotations,
+                );
+                crate::seccomp::send_to_listener(l, child.as_raw(), &state, &oci_version, fd)
+                    .map_err(|e| fail(e.into()))?;
+                drop(fds);
+                host_end
+                    .send(&Msg::SeccompDone)
+                    .map_err(|e| fail(e.into()))?;
+            }
+            Ok((other, _)) => return Err(fail(ChannelError::Unexpected(other).into())),
+            Err(e) => return Err(fail(e.into())),
         }
-        Ok((other, _)) => return Err(fail(ChannelError::Unexpected(other).into())),
-        Err(e) => return Err(fail(e.into())),
     }
 
     let relay = match &own_end {
@@ -305,21 +336,15 @@ fn reap(target: Pid, reap_all: bool) -> Option<i32> {
 }
 
 /// The container's seccomp filter, compiled (or taken from the cache) from its config, which
-/// an exec'd process gets as runc gives it. A notify profile would need the listener hand-off
-/// that only create does today: refused rather than run unconfined.
+/// an exec'd process gets as runc gives it; and the config's ociVersion (for the agent).
 fn container_seccomp(
     root: &Path,
     bundle: &Path,
-) -> Result<Option<crate::seccomp::Program>, ContainerError> {
+) -> Result<(Option<crate::seccomp::Program>, String), ContainerError> {
     let path = bundle.join("config.json");
     let data = std::fs::read(&path).map_err(|e| msg(format!("{}: {e}", path.display())))?;
     let spec: oci_spec::runtime::Spec = crate::bundle::parse_json(&path, &data)?;
     let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let program = crate::seccomp::prepare(profile, Some(&crate::seccomp::cache_dir(root)))?;
-    if program.as_ref().is_some_and(|p| p.listener.is_some()) {
-        return Err(msg(
-            "exec into a container whose linux.seccomp uses SCMP_ACT_NOTIFY is not supported yet",
-        ));
-    }
-    Ok(program)
+    Ok((program, spec.version().clone()))
 }

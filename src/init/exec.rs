@@ -45,7 +45,11 @@ pub struct ExecInit<'a> {
     pub extra_fds: u32,
     pub extra_env: Vec<String>,
     /// The container's `linux.seccomp` filter: an exec'd process is confined like the init.
+    /// With SCMP_ACT_NOTIFY its listener fd goes to the host over `chan` (SeccompFd), which
+    /// passes it to the agent at listenerPath, as the init's does.
     pub seccomp: Option<crate::seccomp::Program>,
+    /// The process's AppArmor profile / SELinux label (checked against the host already).
+    pub labels: crate::lsm::Labels,
 }
 
 pub fn run(e: ExecInit) -> ! {
@@ -64,6 +68,15 @@ fn setup_and_exec(e: &ExecInit) -> Result<Infallible, InitError> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(sys_err("prctl(PR_SET_PDEATHSIG)"))?;
     sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
     e.chan.expect(Msg::Go)?;
+
+    // Labels are written through a private procfs of the container's pid namespace (we were
+    // forked into it), made before we join its user namespace: the container's /proc may be
+    // covered or fake (CVE-2019-16884, CVE-2025-52881). Only when there is a label to write.
+    let procfs = if e.labels.apparmor.is_some() || e.labels.selinux.is_some() {
+        Some(crate::procfs::Proc::open().map_err(sys_err("open a private procfs"))?)
+    } else {
+        None
+    };
 
     for ns in &e.ns {
         setns(ns.fd.as_fd(), ns.flag).map_err(sys_err(format!(
@@ -85,6 +98,9 @@ fn setup_and_exec(e: &ExecInit) -> Result<Infallible, InitError> {
     }
 
     process::apply_rlimits(proc_)?;
+    if let Some(procfs) = &procfs {
+        crate::lsm::apply_labels(&e.labels, procfs)?;
+    }
     // seccomp as in the init: without no_new_privs the filter needs CAP_SYS_ADMIN, so it is
     // loaded before the capabilities are dropped; with it, last before execve.
     let nnp = proc_.no_new_privileges().unwrap_or(false);
@@ -118,11 +134,17 @@ fn setup_and_exec(e: &ExecInit) -> Result<Infallible, InitError> {
     .into())
 }
 
-/// Load the container's filter. (A SCMP_ACT_NOTIFY profile is refused by the host side before
-/// the fork, so no listener fd can appear here.)
+/// Load the container's filter; for SCMP_ACT_NOTIFY, hand the listener fd to the host and wait
+/// until it has passed it on (as the init does, and runc for exec).
 fn load_seccomp(e: &ExecInit) -> Result<(), InitError> {
-    if let Some(program) = &e.seccomp {
-        drop(program.load()?);
+    use std::os::fd::AsRawFd;
+    let Some(program) = &e.seccomp else {
+        return Ok(());
+    };
+    if let Some(fd) = program.load()? {
+        e.chan.send_with_fds(&Msg::SeccompFd, &[fd.as_raw_fd()])?;
+        drop(fd);
+        e.chan.expect(Msg::SeccompDone)?;
     }
     Ok(())
 }
