@@ -855,7 +855,8 @@ fn exec_into_a_sub_cgroup() {
         fs::create_dir(d.join("sub")).unwrap();
         // A new v1 cpuset cgroup has no cpus or mems: no task may join it until they are set
         // (ENOSPC); neither runc nor husk fills in a sub-cgroup the user made.
-        if d.join("cpuset.cpus").exists() {
+        // (On v2 the sub-cgroup has no cpuset files: the container's subtree_control is empty.)
+        if d.join("sub/cpuset.cpus").exists() && read(&d.join("sub/cpuset.cpus")).is_empty() {
             for f in ["cpuset.cpus", "cpuset.mems"] {
                 fs::write(d.join("sub").join(f), read(&d.join(f))).unwrap();
             }
