@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub enum Msg {
+    /// init → host: the init moved itself into its v1 cgroups (cgroups::join_self).
+    Joined,
     /// host → init: the init is in its cgroup and its id maps are written; go on.
     Go,
     /// init → host: namespaces and mounts are ready; run prestart and createRuntime hooks.
