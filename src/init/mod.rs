@@ -234,6 +234,10 @@ fn setup_and_exec(
         load_seccomp(init)?;
     }
     init.chan.send(&Msg::Ready)?;
+    // The init may wait for `start` a long time: hand back the heap's free pages and the dead
+    // part of the stack first.
+    sys::malloc_trim();
+    sys::release_stack_below();
     wait_for_start(&init.fifo)?;
 
     // 12. startContainer hooks: in the container, after start, before the user's process.
