@@ -291,7 +291,6 @@ impl Manager {
 
     /// A dirfd of the existing cgroup2 leaf, for `exec` to clone its process straight into
     /// the container's cgroup (CLONE_INTO_CGROUP); None without a cgroup2 directory.
-    #[allow(dead_code)] // for exec
     pub fn v2_leaf_fd(&self) -> Result<Option<OwnedFd>, CgroupError> {
         let Some(dir) = &self.v2 else {
             return Ok(None);
@@ -332,7 +331,9 @@ impl Manager {
             .collect()
     }
 
-    /// Move `pid` into every hierarchy (those it was not born into).
+    /// Move `pid` into every hierarchy (those it was not born into). create and exec now let
+    /// the process join its v1 cgroups itself ([`Manager::open_v1_tasks`]).
+    #[allow(dead_code)]
     pub fn add_task(&self, pid: Pid, born_in_v2: bool) -> Result<(), CgroupError> {
         for dir in self.v1_dirs() {
             write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
