@@ -29,6 +29,7 @@ mod v2;
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -157,6 +158,16 @@ fn systemd_path(p: &str) -> Option<PathBuf> {
     Some(out)
 }
 
+/// In the (single-threaded) init: move the calling thread into each v1 cgroup by writing "0"
+/// to the `tasks` fds [`Manager::open_v1_tasks`] opened. The fds are closed after.
+pub fn join_self(tasks: Vec<(PathBuf, OwnedFd)>) -> Result<(), CgroupError> {
+    for (path, fd) in tasks {
+        nix::unistd::write(&fd, b"0")
+            .map_err(|e| CgroupError::path(&path, format!("write \"0\" (join): {e}")))?;
+    }
+    Ok(())
+}
+
 impl Manager {
     /// Paths for `cgroupsPath` (absolute, relative to husk's own cgroup, or empty: runc's default).
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager, CgroupError> {
@@ -281,7 +292,6 @@ impl Manager {
 
     /// A dirfd of the existing cgroup2 leaf, for `exec` to clone its process straight into
     /// the container's cgroup (CLONE_INTO_CGROUP); None without a cgroup2 directory.
-    #[allow(dead_code)] // for exec
     pub fn v2_leaf_fd(&self) -> Result<Option<OwnedFd>, CgroupError> {
         let Some(dir) = &self.v2 else {
             return Ok(None);
@@ -297,11 +307,44 @@ impl Manager {
         .map_err(|e| CgroupError::path(dir, format!("open: {e}")))
     }
 
-    /// Move `pid` into every hierarchy (those it was not born into).
+    /// The `tasks` file of every v1 directory, opened for writing, for the init to move itself
+    /// with [`join_self`] (issue 7): the init is cloned with these fds.
+    ///
+    /// Why not the host writing the init's pid to `cgroup.procs`, as runc and crun do: that
+    /// takes the kernel's global `cgroup_threadgroup_rwsem` for writing, and after an idle
+    /// moment that waits for an RCU grace period (measured: ~16 ms for the 10 hierarchies of
+    /// this host, most of a whole `run`). A single-threaded task writing "0" (itself) to
+    /// `tasks` needs no such lock (kernel/cgroup/cgroup.c, cgroup_procs_write_start: "If we
+    /// migrate a single thread ... of current ... we can skip the global lock"): ~0.7 ms.
+    /// The permission check uses the credentials the file was opened with (the host's).
+    pub fn open_v1_tasks(&self) -> Result<Vec<(PathBuf, OwnedFd)>, CgroupError> {
+        self.v1_dirs()
+            .into_iter()
+            .map(|dir| {
+                let path = dir.join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&path)
+                    .map(|f| (path.clone(), OwnedFd::from(f)))
+                    .map_err(|e| CgroupError::path(&path, format!("open for writing: {e}")))
+            })
+            .collect()
+    }
+
+    /// Move `pid` into every hierarchy (those it was not born into). create and exec let the
+    /// process join its v1 cgroups itself ([`Manager::open_v1_tasks`]); this is for
+    /// `exec --cgroup` without a sub-cgroup path of its own (sub.rs).
     pub fn add_task(&self, pid: Pid, born_in_v2: bool) -> Result<(), CgroupError> {
         for dir in self.v1_dirs() {
             write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
+        self.add_task_v2(pid, born_in_v2)
+    }
+
+    /// Move `pid` into the cgroup2 directory unless it was born there (the init joined its v1
+    /// cgroups itself: [`Manager::open_v1_tasks`]).
+    pub fn add_task_v2(&self, pid: Pid, born_in_v2: bool) -> Result<(), CgroupError> {
         if let Some(dir) = &self.v2 {
             if !born_in_v2 {
                 write_file(&dir.join("cgroup.procs"), &pid.to_string())?;

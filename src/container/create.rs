@@ -176,6 +176,8 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         Some(offsets) => Some(crate::userns::prepare_time_ns(offsets)?),
         None => None,
     };
+    // The init joins its v1 cgroups itself, through these fds (see Manager::open_v1_tasks).
+    let v1_tasks = cgroup.open_v1_tasks()?;
     let forked = sys::clone3(clone_flags, true, born_in.as_ref().map(|f| f.as_fd()));
     // CLONE_INTO_CGROUP may be refused (old kernel); then clone plainly and move the child.
     let (forked, born_in_cgroup) = match forked {
@@ -205,6 +207,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
                 extra_fds: listen_fds + opts.preserve_fds,
                 extra_env,
                 late_cgroupns,
+                v1_tasks,
                 seccomp,
                 console,
             })
@@ -216,7 +219,11 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     drop(console);
     undo.child = Some((pid, pidfd));
 
-    cgroup.add_task(pid, born_in_cgroup)?;
+    if !v1_tasks.is_empty() {
+        drop(v1_tasks);
+        host_end.expect(Msg::Joined)?;
+    }
+    cgroup.add_task_v2(pid, born_in_cgroup)?;
     if let Some(maps) = &id_maps {
         maps.write(pid.as_raw())?;
     }

@@ -153,7 +153,27 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
     // container's processes, not even before its first instruction (CVE-2019-5736 class);
     // the flag is inherited by fork and reset by execve.
     sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
-    let forked = sys::clone3(0, false, None);
+    // As the init: born in the cgroup2 directory (CLONE_INTO_CGROUP), and joins the v1 cgroups
+    // itself (cgroups::Manager::open_v1_tasks): the host moving it takes a global lock that
+    // waits for an RCU grace period (~15 ms, issue 7).
+    // With `--cgroup` the host puts it in the sub-cgroups after the fork instead (rare).
+    let own_cgroup = o.sub_cgroups.is_empty();
+    let v1_tasks = match own_cgroup {
+        true => saved.cgroup.open_v1_tasks()?,
+        false => Vec::new(),
+    };
+    let born_in = match own_cgroup {
+        true => saved.cgroup.v2_leaf_fd()?,
+        false => None,
+    };
+    let forked = sys::clone3(0, false, born_in.as_ref().map(|f| f.as_fd()));
+    // CLONE_INTO_CGROUP may be refused (old kernel); then fork plainly and move the child.
+    let (forked, born_in_cgroup) = match forked {
+        Err(
+            nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS | nix::errno::Errno::EOPNOTSUPP,
+        ) if born_in.is_some() => (sys::clone3(0, false, None), false),
+        other => (other, born_in.is_some()),
+    };
     if let Some(own) = &own_pidns {
         let _ = nix::sched::setns(own.as_fd(), CloneFlags::CLONE_NEWPID);
     }
@@ -161,6 +181,13 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
         Forked::Child => {
             drop(host_end);
             drop(own_end);
+            if !v1_tasks.is_empty() {
+                if let Err(e) = crate::cgroups::join_self(v1_tasks) {
+                    let _ = child_end.send(&Msg::Error(e.to_string()));
+                    sys::exit_now(1);
+                }
+                let _ = child_end.send(&Msg::Joined);
+            }
             crate::init::exec::run(ExecInit {
                 chan: child_end,
                 ns,
@@ -186,10 +213,15 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
         e
     };
 
-    saved
-        .cgroup
-        .add_task_sub(child, &o.sub_cgroups)
-        .map_err(|e| fail(e.into()))?;
+    if !v1_tasks.is_empty() {
+        drop(v1_tasks);
+        host_end.expect(Msg::Joined).map_err(|e| fail(e.into()))?;
+    }
+    match own_cgroup {
+        true => saved.cgroup.add_task_v2(child, born_in_cgroup),
+        false => saved.cgroup.add_task_sub(child, &o.sub_cgroups),
+    }
+    .map_err(|e| fail(e.into()))?;
     host_end.send(&Msg::Go).map_err(|e| fail(e.into()))?;
     loop {
         match host_end.recv() {

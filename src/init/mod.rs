@@ -5,8 +5,9 @@
 //!
 //! ```text
 //!   host                                   init (this file)
-//!   clone3(namespaces) ──────────────────► wait for Go
-//!   cgroup join, id maps, Go ────────────► join namespaces given by path; setsid
+//!   clone3(namespaces, into cgroup2) ────► join v1 cgroups (writes "0" to their tasks)
+//!   wait for Joined ◄───────────────────── Joined; wait for Go
+//!   cgroup2 join, id maps, Go ───────────► join namespaces given by path; setsid
 //!                                          rootfs::prepare (mounts, /dev)
 //!   run prestart, createRuntime ◄───────── HooksReady
 //!   HooksDone ───────────────────────────► createContainer hooks
@@ -92,6 +93,8 @@ pub struct Init<'a> {
     /// Unshare the cgroup namespace after Go (the clone did not): its root must be the
     /// container's cgroup on every hierarchy, and v1 hierarchies are joined after the clone.
     pub late_cgroupns: bool,
+    /// The v1 cgroups' `tasks` files, opened by the host: the init joins them itself, first.
+    pub v1_tasks: Vec<(PathBuf, OwnedFd)>,
     /// The compiled `linux.seccomp` filter, if any.
     pub seccomp: Option<crate::seccomp::Program>,
     /// process.terminal: the console socket to send the pty master to.
@@ -99,8 +102,9 @@ pub struct Init<'a> {
 }
 
 /// Run the init. Never returns: it execs the container process or exits after reporting.
-pub fn run(init: Init) -> ! {
-    let err = match setup_and_exec(&init) {
+pub fn run(mut init: Init) -> ! {
+    let v1_tasks = std::mem::take(&mut init.v1_tasks);
+    let err = match setup_and_exec(&init, v1_tasks) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -116,7 +120,10 @@ pub fn run(init: Init) -> ! {
     sys::exit_now(1)
 }
 
-fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
+fn setup_and_exec(
+    init: &Init,
+    v1_tasks: Vec<(PathBuf, OwnedFd)>,
+) -> Result<std::convert::Infallible, InitError> {
     let spec = &init.bundle.spec;
     let proc_ = init.bundle.process();
 
@@ -125,7 +132,15 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
     sys::set_parent_death_signal(libc::SIGKILL).map_err(sys_err("prctl(PR_SET_PDEATHSIG)"))?;
     sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
 
-    // 1. The host puts us in our cgroup and writes our id maps, then says Go.
+    // 1. We join our v1 cgroups (cheaper from here: cgroups::Manager::open_v1_tasks), the host
+    //    puts us in the cgroup2 one if the clone did not and writes our id maps, then says Go.
+    if !v1_tasks.is_empty() {
+        crate::cgroups::join_self(v1_tasks).map_err(|e| InitError::Config {
+            field: "linux.cgroupsPath".into(),
+            msg: e.to_string(),
+        })?;
+        init.chan.send(&Msg::Joined)?;
+    }
     init.chan.expect(Msg::Go)?;
 
     // 2. Namespaces given by path (the new ones came with the clone).
@@ -219,6 +234,10 @@ fn setup_and_exec(init: &Init) -> Result<std::convert::Infallible, InitError> {
         load_seccomp(init)?;
     }
     init.chan.send(&Msg::Ready)?;
+    // The init may wait for `start` a long time: hand back the heap's free pages and the dead
+    // part of the stack first.
+    sys::malloc_trim();
+    sys::release_stack_below();
     wait_for_start(&init.fifo)?;
 
     // 12. startContainer hooks: in the container, after start, before the user's process.

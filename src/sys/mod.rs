@@ -335,3 +335,41 @@ pub fn fexecve(fd: BorrowedFd<'_>, args: &[CString], env: &[CString]) -> Errno {
         Err(e) => e,
     }
 }
+
+/// malloc_trim(0): give the heap's free pages back to the kernel (glibc madvises every free
+/// page away, not only the top). Memory only, no behaviour: husk calls it where a burst of
+/// short-lived allocations is over (after argument parsing; in the init before it blocks
+/// waiting for `start`), so that they stop counting in the process's RSS (issue 7).
+pub fn malloc_trim() {
+    // SAFETY: malloc_trim only reorganises malloc's own free lists; no pointer we hold is
+    // affected. husk is single-threaded wherever it is called.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Give back the main stack's pages below the caller's frame: deep call chains that are over
+/// (clap's derived parser alone has a 60 KiB frame) leave them resident. Memory only: nothing
+/// live is below the stack pointer. Must not be inlined, so that its own frame (and the
+/// madvise call's) sits above the released range, with a margin of two pages.
+#[inline(never)]
+pub fn release_stack_below() {
+    const PAGE: usize = 4096;
+    const SPAN: usize = 512 * 1024;
+    let marker = 0u8;
+    let here = std::hint::black_box(&marker) as *const u8 as usize;
+    let top = (here & !(PAGE - 1)).saturating_sub(2 * PAGE);
+    let bottom = top.saturating_sub(SPAN);
+    // SAFETY: [bottom, top) lies below every live frame of this (single-threaded) process's
+    // current stack: it is either unused stack, whose contents are dead, or the stack guard gap
+    // below the stack mapping, where the kernel lets no other mapping live (stack_guard_gap,
+    // 1 MiB ≥ SPAN); MADV_DONTNEED on an unmapped part only yields ENOMEM, ignored. A page
+    // touched again later is a fresh zero page, as untouched stack is.
+    unsafe {
+        libc::madvise(
+            bottom as *mut libc::c_void,
+            top - bottom,
+            libc::MADV_DONTNEED,
+        );
+    }
+}
