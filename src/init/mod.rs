@@ -106,7 +106,10 @@ pub fn run(init: Init) -> ! {
     };
     // Before Ready the host is listening and reports the error; after it (create has exited),
     // the container's stderr is the only place left, as with runc.
-    if init.chan.send(&Msg::Error(err.to_string())).is_err() {
+    // A closed channel means the host gave up (e.g. its id-map write failed) and reports
+    // the cause itself: nothing to add.
+    let host_gone = matches!(err, InitError::Channel(ChannelError::Closed));
+    if init.chan.send(&Msg::Error(err.to_string())).is_err() && !host_gone {
         let _ = writeln!(
             std::io::stderr(),
             "husk: {}",
