@@ -556,6 +556,27 @@ fn lifecycle_under_xdg_runtime_dir() {
         "{table}"
     );
 
+    // exec joins the container (its user namespace first: only there may an unprivileged
+    // caller join the pid namespace).
+    let out = u.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; cat /proc/1/comm",
+    ]);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], "0");
+    assert_eq!(mapping_line(lines[1]), vec![vec![0, u.uid as u64, 1]]);
+    assert_eq!(lines[2], "sleep");
+
+    // No cgroup of its own (nothing delegated): pause cannot work, with runc's words.
+    u.run(&["pause", &id])
+        .failed()
+        .stderr_has("cannot toggle freezer: cgroups not configured for container");
+
     u.run(&["kill", &id, "KILL"]).ok();
     wait_for("the container to stop", || {
         (state(&u)["status"] == "stopped").then_some(())

@@ -430,6 +430,10 @@ impl Manager {
         match self.freezer() {
             Some((true, d)) => v1::freeze(d, frozen),
             Some((false, d)) => v2::freeze(d, frozen),
+            // Rootless without a writable hierarchy: runc's words.
+            None if self.paths.is_empty() => Err(CgroupError::Other(
+                "cannot toggle freezer: cgroups not configured for container".into(),
+            )),
             None => Err(CgroupError::Other(
                 "no freezer: neither the v1 freezer nor cgroup2 is mounted".into(),
             )),

@@ -131,6 +131,17 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
     };
 
     let (host_end, child_end) = channel::pair()?;
+    // Rootless: joining the pid namespace needs CAP_SYS_ADMIN over it, which an unprivileged
+    // caller has only inside the container's user namespace (its owner). So the host joins
+    // that first, as runc's nsexec does; there is no way back, and no need: the rest of the
+    // host's work is the same user's. The child then inherits it instead of joining it.
+    if !nix::unistd::geteuid().is_root() {
+        if let Some(pos) = ns.iter().position(|n| n.flag == CloneFlags::CLONE_NEWUSER) {
+            let user = ns.remove(pos);
+            nix::sched::setns(user.fd.as_fd(), CloneFlags::CLONE_NEWUSER)
+                .map_err(sys_err("join the container's user namespace"))?;
+        }
+    }
     // A pid namespace applies to children only: enter it for the fork, then come back.
     let own_pidns = match &pidns {
         Some(fd) => {
