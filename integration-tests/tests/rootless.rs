@@ -572,6 +572,33 @@ fn lifecycle_under_xdg_runtime_dir() {
     assert_eq!(mapping_line(lines[1]), vec![vec![0, u.uid as u64, 1]]);
     assert_eq!(lines[2], "sleep");
 
+    // ps and kill --all without a cgroup: husk finds the processes by the container's pid
+    // namespace. runc 1.1.5 cannot ("unable to get all container pids").
+    let pid_file = u.xdg().join("exec.pid");
+    let pf = pid_file.display().to_string();
+    u.run(&["exec", "-d", "--pid-file", &pf, &id, "sleep", "999"])
+        .ok();
+    let epid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let ps = u.run(&["ps", "--format", "json", &id]);
+    if is_runc() {
+        ps.failed();
+        let _ = unsafe { libc::kill(epid, libc::SIGKILL) };
+    } else {
+        let mut want = vec![pid, epid];
+        want.sort();
+        assert_eq!(ps.ok().json(), json!(want));
+        // SIGTERM: the exec'd sleep dies, the init (pid 1 without a handler) ignores it.
+        u.run(&["kill", "--all", &id, "TERM"]).ok();
+        wait_for("the exec'd process to die", || {
+            (!proc_alive(epid)).then_some(())
+        });
+        assert!(proc_alive(pid));
+    }
+
     // No cgroup of its own (nothing delegated): pause cannot work, with runc's words.
     u.run(&["pause", &id])
         .failed()
