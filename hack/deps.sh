@@ -4,7 +4,8 @@
 set -eu
 
 # busybox-static: the test and demo rootfs. runc: the reference the tests also run against.
-# libseccomp-dev: seccomp filters. uidmap: newuidmap/newgidmap for user namespaces.
+# libseccomp-dev: seccomp filters. uidmap: newuidmap/newgidmap for user namespaces, and for
+# integration-tests/tests/rootless.rs (run as a throw-away user; setpriv is util-linux, always there).
 PKGS="busybox-static runc libseccomp-dev uidmap iproute2"
 
 missing=""

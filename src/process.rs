@@ -118,6 +118,16 @@ pub fn lookup_user(uid: u32, gid: u32) -> UserInfo {
 /// setgroups, setresgid, setresuid. Capabilities survive through PR_SET_KEEPCAPS.
 pub fn switch_user(p: &Process, groups: &[u32], may_setgroups: bool) -> Result<(), ProcessError> {
     let u = p.user();
+    if !may_setgroups && u.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
+        // runc's rule: /etc/group's groups are silently left out when setgroups is denied (a
+        // rootless container), but groups the config asks for explicitly are an error.
+        return Err(ProcessError::User {
+            step: "additionalGids: cannot set any additional groups in a rootless container \
+                   (setgroups is denied in its user namespace)"
+                .into(),
+            source: nix::errno::Errno::EPERM,
+        });
+    }
     if may_setgroups {
         crate::sys::setgroups(groups).map_err(|source| ProcessError::User {
             step: format!("setgroups {groups:?}"),

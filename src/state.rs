@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -293,6 +293,22 @@ pub fn default_root() -> PathBuf {
         }
     }
     PathBuf::from("/run/husk")
+}
+
+/// The default `--root`, and when it is `$XDG_RUNTIME_DIR/husk`, made as runc makes its own:
+/// mode 0700 plus the sticky bit, which tells the XDG session cleaner to leave it alone.
+pub fn default_root_prepared() -> Result<PathBuf, StateError> {
+    let root = default_root();
+    if root != Path::new("/run/husk") {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)
+            .map_err(io(&root))?;
+        // runc's mode for its XDG root: 0700 and the sticky bit.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o1700)).map_err(io(&root))?;
+    }
+    Ok(root)
 }
 
 /// True inside a user namespace other than the initial one (its uid_map is not the identity

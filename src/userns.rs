@@ -100,29 +100,115 @@ impl Maps {
     }
 
     /// Write the maps of process `pid` (host side, between clone and Go).
+    ///
+    /// As root both maps are written directly. As an unprivileged user (rootless), as runc:
+    /// a map that is only the caller's own id is written directly (for gid_map the kernel
+    /// then demands `setgroups` "deny" first, CVE-2014-8989); anything else needs the setuid
+    /// helpers `newuidmap`/`newgidmap` (package uidmap), which allow the ranges /etc/subuid
+    /// and /etc/subgid grant the user. A refused or impossible map is an error naming the
+    /// field, with the helper's own explanation.
     pub fn write(&self, pid: i32) -> Result<(), UsernsError> {
-        let root = nix::unistd::geteuid().is_root();
-        if root {
+        if nix::unistd::geteuid().is_root() {
             // As root, setgroups stays allowed: the container may set its supplementary
             // groups (runc writes "deny" only for rootless containers).
-            write_file(pid, "uid_map", &format_map(&self.uid))?;
-            write_file(pid, "gid_map", &format_map(&self.gid))?;
+            write_map(pid, "linux.uidMappings", "uid_map", &self.uid)?;
+            write_map(pid, "linux.gidMappings", "gid_map", &self.gid)?;
             return Ok(());
         }
-        // Unprivileged: the setuid helpers check /etc/subuid and /etc/subgid.
-        let uid_ok = helper("newuidmap", pid, &self.uid);
-        let gid_ok = helper("newgidmap", pid, &self.gid);
-        if !uid_ok {
-            write_file(pid, "uid_map", &format_map(&self.uid))?;
+        let euid = nix::unistd::geteuid().as_raw();
+        let egid = nix::unistd::getegid().as_raw();
+        if is_self_map(&self.uid, euid) {
+            write_map(pid, "linux.uidMappings", "uid_map", &self.uid)?;
+        } else {
+            helper("newuidmap", "linux.uidMappings", pid, &self.uid)?;
         }
-        if !gid_ok {
-            // Without CAP_SETGID in the parent namespace the kernel requires setgroups to be
-            // denied before gid_map can be written (CVE-2014-8989).
-            write_file(pid, "setgroups", "deny")?;
-            write_file(pid, "gid_map", &format_map(&self.gid))?;
+        if is_self_map(&self.gid, egid) {
+            write_file(pid, "setgroups", "deny").map_err(|e| {
+                config(
+                    "linux.gidMappings",
+                    format!("deny setgroups before gid_map: {e}"),
+                )
+            })?;
+            write_map(pid, "linux.gidMappings", "gid_map", &self.gid)?;
+        } else {
+            helper("newgidmap", "linux.gidMappings", pid, &self.gid)?;
         }
         Ok(())
     }
+}
+
+/// One range mapping exactly the caller's own id: what an unprivileged process may write
+/// itself.
+fn is_self_map(maps: &[LinuxIdMapping], own: u32) -> bool {
+    matches!(maps, [m] if m.size() == 1 && m.host_id() == own)
+}
+
+/// Whether this process may call setgroups(2): not in a user namespace whose `setgroups`
+/// file says "deny" (a rootless container mapped without newgidmap).
+pub fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
+/// What an unprivileged caller (rootless, euid != 0) cannot do, checked before anything is
+/// created, with runc's rules (libcontainer/configs/validate/rootless.go): the container
+/// needs a user namespace with uid and gid mappings, and `uid=`/`gid=` mount options must
+/// name ids mapped in it.
+pub fn check_rootless(spec: &Spec) -> Result<(), UsernsError> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let linux = spec.linux().as_ref();
+    let userns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|ns| ns.iter().find(|n| n.typ() == LinuxNamespaceType::User));
+    let Some(userns) = userns else {
+        return Err(config(
+            "linux.namespaces",
+            format!(
+                "rootless container requires user namespaces: husk runs as uid {} and cannot \
+                 create the other namespaces or mounts without one (add {{\"type\": \"user\"}} \
+                 and linux.uidMappings/gidMappings, see `husk spec --rootless`)",
+                nix::unistd::geteuid()
+            ),
+        ));
+    };
+    if userns.path().is_some() {
+        // A joined namespace has its maps already (rootless Podman's pause process).
+        return Ok(());
+    }
+    let uid = linux
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
+    let gid = linux
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
+    let mapped = |maps: &[LinuxIdMapping], id: u64| {
+        maps.iter().any(|m| {
+            id >= m.container_id() as u64 && id < m.container_id() as u64 + m.size() as u64
+        })
+    };
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        for opt in m.options().iter().flatten() {
+            for (key, maps, what) in [("uid=", &uid, "uidMappings"), ("gid=", &gid, "gidMappings")]
+            {
+                let Some(id) = opt.strip_prefix(key).and_then(|v| v.parse::<u64>().ok()) else {
+                    continue;
+                };
+                if !mapped(maps, id) {
+                    return Err(config(
+                        format!("mounts[{i}].options"),
+                        format!(
+                            "{opt}: id {id} is not mapped in linux.{what}; a rootless \
+                             container cannot use unmapped ids in mount options"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check(field: &str, maps: &[LinuxIdMapping]) -> Result<(), UsernsError> {
@@ -209,8 +295,17 @@ fn write_file(pid: i32, name: &str, data: &str) -> Result<(), UsernsError> {
         })
 }
 
-/// Run newuidmap/newgidmap; false if it is missing or refused (the caller falls back).
-fn helper(prog: &str, pid: i32, maps: &[LinuxIdMapping]) -> bool {
+fn write_map(
+    pid: i32,
+    field: &str,
+    name: &str,
+    maps: &[LinuxIdMapping],
+) -> Result<(), UsernsError> {
+    write_file(pid, name, &format_map(maps)).map_err(|e| config(field, e.to_string()))
+}
+
+/// Run newuidmap/newgidmap for `pid`; its refusal is an error naming `field`.
+fn helper(prog: &str, field: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), UsernsError> {
     let mut cmd = Command::new(prog);
     cmd.arg(pid.to_string());
     for m in maps {
@@ -220,7 +315,36 @@ fn helper(prog: &str, pid: i32, maps: &[LinuxIdMapping]) -> bool {
             m.size().to_string(),
         ]);
     }
-    cmd.status().map(|s| s.success()).unwrap_or(false)
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    let out = cmd.output().map_err(|e| {
+        config(
+            field,
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "{prog} not found: an unprivileged user can map only its own id without \
+                     it (install uidmap / shadow-utils)"
+                )
+            } else {
+                format!("run {prog}: {e}")
+            },
+        )
+    })?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr)
+            .trim()
+            .replace('\n', "; ");
+        return Err(config(
+            field,
+            format!(
+                "{prog} refused the mapping ({}), is it within the user's ranges in /etc/sub{}id? \
+                 {why}",
+                format_map(maps).trim().replace('\n', ", "),
+                if prog == "newuidmap" { "u" } else { "g" }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The init, right after Go, in a new or joined user namespace: become root of it, so that

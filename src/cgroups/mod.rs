@@ -168,6 +168,33 @@ pub fn join_self(tasks: Vec<(PathBuf, OwnedFd)>) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// runc's `--rootless` (`true`, `false`, `auto` or unset): whether cgroup permission problems
+/// are tolerated. Recorded once by the command dispatcher; parsed (like runc) only by the
+/// commands that create a container.
+static ROOTLESS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Record the `--rootless` value.
+pub fn set_rootless(value: Option<&str>) {
+    let _ = ROOTLESS.set(value.map(str::to_string));
+}
+
+/// runc's `shouldUseRootlessCgroupManager` for the cgroupfs driver: as asked (Go's
+/// ParseBool forms), else auto — an unprivileged user, or uid 0 inside a user namespace
+/// (rootless Podman).
+pub fn rootless() -> Result<bool, CgroupError> {
+    let value = ROOTLESS.get().cloned().flatten().unwrap_or_default();
+    match value.as_str() {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        v if v.is_empty() || v.eq_ignore_ascii_case("auto") => {
+            Ok(!nix::unistd::geteuid().is_root() || crate::state::in_user_namespace())
+        }
+        v => Err(CgroupError::Other(format!(
+            "--rootless: strconv.ParseBool: parsing {v:?}: invalid syntax"
+        ))),
+    }
+}
+
 impl Manager {
     /// Paths for `cgroupsPath` (absolute, relative to husk's own cgroup, or empty: runc's default).
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager, CgroupError> {
@@ -180,17 +207,22 @@ impl Manager {
             unified_only: !v1_controllers && h.v2.is_some(),
             ..Manager::default()
         };
-        // Rootless (or a read-only cgroupfs): hierarchies this process cannot write to are
-        // left out, as runc's rootless mode ignores them; apply() then says what it skipped.
+        // Rootless without an explicit linux.cgroupsPath (runc's fs manager: `Rootless &&
+        // Path == ""`): hierarchies this process cannot write to are left out, and apply()
+        // fails only if a limit needs one. Otherwise every hierarchy is used and a permission
+        // problem is an error (mkdir ...: permission denied), as with runc; so a delegated
+        // cgroupsPath works rootless.
+        let explicit = cgroups_path.is_some_and(|p| !p.as_os_str().is_empty());
+        let tolerate = rootless()? && !explicit;
         for (ctrl, mnt) in &h.v1 {
             let dir = mnt.dir_for(&inner);
-            if writable(&dir) {
+            if !tolerate || writable(&dir) {
                 m.v1.insert(ctrl.clone(), dir);
             }
         }
         if let Some(mnt) = &h.v2 {
             let dir = mnt.dir_for(&inner);
-            if writable(&dir) {
+            if !tolerate || writable(&dir) {
                 m.v2 = Some(dir);
             }
         }
@@ -356,11 +388,19 @@ impl Manager {
     /// Apply `linux.resources`.
     pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
         if self.v1.is_empty() && self.v2.is_none() {
-            // No writable hierarchy (rootless): runc ignores the limits there too.
-            if r.memory().is_some() || r.cpu().is_some() || r.pids().is_some() {
-                crate::logging::warn(
-                    "linux.resources: no writable cgroup hierarchy (rootless?); resource limits are not applied",
-                );
+            // No writable hierarchy (rootless, nothing delegated). As runc 1.1's rootless
+            // manager: device rules are ignored (not expected to work), but a limit the config
+            // asks for cannot be enforced, which is an error rather than a silent no-op.
+            if let Some((field, what)) = first_limit(r) {
+                return Err(CgroupError::field(
+                    field,
+                    format!(
+                        "cannot set {what} limit: container could not join or create cgroup \
+                         (rootless: no cgroup hierarchy is writable by uid {}; delegate one \
+                         and name it in linux.cgroupsPath, or remove the limit)",
+                        nix::unistd::geteuid()
+                    ),
+                ));
             }
             return Ok(());
         }
@@ -445,6 +485,10 @@ impl Manager {
         match self.freezer() {
             Some((true, d)) => v1::freeze(d, frozen),
             Some((false, d)) => v2::freeze(d, frozen),
+            // Rootless without a writable hierarchy: runc's words.
+            None if self.paths.is_empty() => Err(CgroupError::Other(
+                "cannot toggle freezer: cgroups not configured for container".into(),
+            )),
             None => Err(CgroupError::Other(
                 "no freezer: neither the v1 freezer nor cgroup2 is mounted".into(),
             )),
@@ -568,6 +612,35 @@ fn rmdir_retry(dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// Fields no hierarchy here can honour: a clear error naming them rather than silence.
+/// The first limit in `r` that needs a cgroup (devices excluded): its field and runc's name.
+fn first_limit(r: &LinuxResources) -> Option<(&'static str, &'static str)> {
+    if r.memory().is_some() {
+        return Some(("linux.resources.memory", "memory"));
+    }
+    if r.cpu().is_some() {
+        return Some(("linux.resources.cpu", "cpu"));
+    }
+    if r.pids().is_some_and(|p| p.limit() != 0) {
+        return Some(("linux.resources.pids", "pids"));
+    }
+    if r.block_io().is_some() {
+        return Some(("linux.resources.blockIO", "blkio"));
+    }
+    if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+        return Some(("linux.resources.hugepageLimits", "hugetlb"));
+    }
+    if r.network().is_some() {
+        return Some(("linux.resources.network", "net_cls"));
+    }
+    if r.rdma().as_ref().is_some_and(|x| !x.is_empty()) {
+        return Some(("linux.resources.rdma", "rdma"));
+    }
+    if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        return Some(("linux.resources.unified", "unified"));
+    }
+    None
+}
+
 fn check_unsupported(m: &Manager, r: &LinuxResources) -> Result<(), CgroupError> {
     if let Some(u) = r.unified() {
         if !u.is_empty() && !m.unified_only {

@@ -16,7 +16,8 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<()> {
             let Ok(dir) = ContainerDir::new(&ctx.root, &name) else {
                 continue;
             };
-            let Ok(saved) = dir.load() else { continue };
+            let Ok(mut saved) = dir.load() else { continue };
+            saved.owner = owner(&ctx.root.join(&name));
             let status = dir.status(&saved);
             rows.push((saved, status));
         }
@@ -79,4 +80,20 @@ pub fn run(ctx: &Ctx, a: ListArgs) -> Result<()> {
         super::emit(&format!("{line}\n"));
     }
     Ok(())
+}
+
+/// runc's OWNER: the name of the user owning the container's state directory (who created
+/// it: root, or the rootless user), `#<uid>` when /etc/passwd does not know it.
+fn owner(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
+        return String::new();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2].parse() == Ok(uid))
+        .map(|f| f[0].to_string())
+        .unwrap_or_else(|| format!("#{uid}"))
 }

@@ -34,7 +34,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         print_version();
         return Ok(());
     }
-    let root = cli.root.clone().unwrap_or_else(crate::state::default_root);
+    crate::cgroups::set_rootless(cli.rootless.as_deref());
+    let root = match &cli.root {
+        Some(r) => r.clone(),
+        None => crate::state::default_root_prepared()?,
+    };
     let ctx = Ctx { root };
     if cli.systemd_cgroup {
         crate::logging::debug("--systemd-cgroup: husk manages cgroups through cgroupfs");

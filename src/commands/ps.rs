@@ -13,7 +13,7 @@ pub fn run(ctx: &Ctx, a: PsArgs) -> Result<()> {
     if status == Status::Stopped {
         return Err(Error::msg("container not running"));
     }
-    let pids = saved.cgroup.pids()?;
+    let pids = ops::pids(&saved)?;
     if a.format == "json" {
         println!(
             "{}",

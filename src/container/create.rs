@@ -80,6 +80,7 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     let caps = Sets::from_spec(process.capabilities().as_ref())?;
     let ns = namespaces::Plan::from_spec(&bundle.spec)?;
     // User and time namespaces: validated now, applied around the clone (see userns.rs).
+    crate::userns::check_rootless(&bundle.spec)?;
     let id_maps = crate::userns::Maps::from_spec(&bundle.spec)?;
     let time_offsets = crate::userns::time_offsets(&bundle.spec)?;
     let linux = bundle.spec.linux().as_ref();
@@ -167,7 +168,12 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     };
     // Non-dumpable before the clone: the init is never reachable through /proc by other
     // container processes, not even before its first instruction (CVE-2019-5736 class).
-    sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
+    // Rootless with a new user namespace (runc's nsexec does the same): the init stays
+    // dumpable until its maps are written, else its /proc/<pid>/uid_map belongs to the global
+    // root and we, the unprivileged writer, cannot open it. It turns non-dumpable after Go;
+    // nothing else runs in its namespaces before that, and we are its only other user.
+    let map_unprivileged = id_maps.is_some() && !nix::unistd::geteuid().is_root();
+    sys::set_dumpable(map_unprivileged).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
     // A new cgroup namespace is made by the init once it is in all its cgroups (v1 hierarchies
     // are joined after the clone): its root must be the container's cgroup, as with runc.
     let late_cgroupns = ns.clone_flags().contains(CloneFlags::CLONE_NEWCGROUP);
@@ -226,6 +232,9 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     cgroup.add_task_v2(pid, born_in_cgroup)?;
     if let Some(maps) = &id_maps {
         maps.write(pid.as_raw())?;
+    }
+    if map_unprivileged {
+        sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
     }
     // process.oomScoreAdj, from here (as runc): through the host's procfs, which the container
     // cannot cover (CVE-2025-52881), and before a user namespace makes the init's own

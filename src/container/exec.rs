@@ -98,6 +98,10 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
     labels.check(crate::lsm::Host::detect())?;
     let (seccomp, oci_version) = container_seccomp(root, &saved.bundle)?;
     let listener = seccomp.as_ref().and_then(|p| p.listener.clone());
+    // "deny" in a user namespace made for an unprivileged caller (userns.rs).
+    let may_setgroups = std::fs::read_to_string(format!("/proc/{}/setgroups", saved.pid))
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
 
     let pid = saved.pid;
     let mut ns = Vec::new();
@@ -138,6 +142,17 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
     };
 
     let (host_end, child_end) = channel::pair()?;
+    // Rootless: joining the pid namespace needs CAP_SYS_ADMIN over it, which an unprivileged
+    // caller has only inside the container's user namespace (its owner). So the host joins
+    // that first, as runc's nsexec does; there is no way back, and no need: the rest of the
+    // host's work is the same user's. The child then inherits it instead of joining it.
+    if !nix::unistd::geteuid().is_root() {
+        if let Some(pos) = ns.iter().position(|n| n.flag == CloneFlags::CLONE_NEWUSER) {
+            let user = ns.remove(pos);
+            nix::sched::setns(user.fd.as_fd(), CloneFlags::CLONE_NEWUSER)
+                .map_err(sys_err("join the container's user namespace"))?;
+        }
+    }
     // A pid namespace applies to children only: enter it for the fork, then come back.
     let own_pidns = match &pidns {
         Some(fd) => {
@@ -200,6 +215,7 @@ pub fn exec(root: &Path, id: &str, o: ExecOpts) -> Result<i32, ContainerError> {
                 extra_env: Vec::new(),
                 seccomp,
                 labels,
+                may_setgroups,
             })
         }
         Forked::Parent { pid, .. } => pid,

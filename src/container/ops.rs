@@ -28,6 +28,32 @@ pub fn wait_exit(pidfd: &OwnedFd, limit: Duration) -> bool {
     }
 }
 
+/// Every process of the container (host pids): its cgroup's, or — rootless with no cgroup of
+/// its own (nothing delegated) — every process in the init's pid namespace, found by the
+/// namespace's inode (runc 1.1.5 fails there: "unable to get all container pids"). Without a
+/// pid namespace of its own such a container's processes cannot be told apart: the init only.
+pub fn pids(saved: &Saved) -> Result<Vec<i32>, ContainerError> {
+    if !saved.cgroup.paths.is_empty() {
+        return Ok(saved.cgroup.pids()?);
+    }
+    let ns_of = |pid: i32| std::fs::metadata(format!("/proc/{pid}/ns/pid")).ok();
+    if !saved.own_pid_ns || !state::process_alive(saved.pid, saved.start_time) {
+        return Ok(vec![saved.pid].into_iter().filter(|p| *p > 0).collect());
+    }
+    let Some(init_ns) = ns_of(saved.pid) else {
+        return Ok(Vec::new());
+    };
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<i32> = std::fs::read_dir("/proc")
+        .map_err(|e| ContainerError::Msg(format!("read /proc: {e}")))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| ns_of(*p).is_some_and(|m| m.ino() == init_ns.ino() && m.dev() == init_ns.dev()))
+        .collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
 /// Send `sig` to the init, or with `all` to every process of the container.
 pub fn signal(saved: &Saved, sig: i32, all: bool) -> Result<(), ContainerError> {
     let Some(pidfd) = state::open_init(saved) else {
@@ -36,6 +62,14 @@ pub fn signal(saved: &Saved, sig: i32, all: bool) -> Result<(), ContainerError> 
     if all {
         // Every process of the cgroup (cgroup.kill for SIGKILL where the kernel has it); a
         // frozen cgroup is thawed after a SIGKILL so that the signal lands.
+        if saved.cgroup.paths.is_empty() {
+            // Rootless without a cgroup: the processes of its pid namespace (see `pids`).
+            let s = nix::sys::signal::Signal::try_from(sig).ok();
+            for pid in pids(saved)? {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s);
+            }
+            return Ok(());
+        }
         saved.cgroup.signal_all(sig)?;
         return Ok(());
     }

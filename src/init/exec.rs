@@ -50,6 +50,9 @@ pub struct ExecInit<'a> {
     pub seccomp: Option<crate::seccomp::Program>,
     /// The process's AppArmor profile / SELinux label (checked against the host already).
     pub labels: crate::lsm::Labels,
+    /// Whether the container's user namespace allows setgroups, read by the host from the
+    /// init's /proc entry: after the chroot, /proc is the container's and may lie.
+    pub may_setgroups: bool,
 }
 
 pub fn run(e: ExecInit) -> ! {
@@ -104,10 +107,7 @@ fn setup_and_exec(e: &ExecInit) -> Result<Infallible, InitError> {
     // seccomp as in the init: without no_new_privs the filter needs CAP_SYS_ADMIN, so it is
     // loaded before the capabilities are dropped; with it, last before execve.
     let nnp = proc_.no_new_privileges().unwrap_or(false);
-    // setgroups is denied in a user namespace whose setgroups file says "deny".
-    let may_setgroups = std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() != "deny")
-        .unwrap_or(true);
+    let may_setgroups = e.may_setgroups;
     let super::Exec { path, args, env } =
         super::become_process(proc_, &e.caps, &e.extra_env, may_setgroups, || {
             if nnp {

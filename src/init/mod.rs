@@ -110,7 +110,10 @@ pub fn run(mut init: Init) -> ! {
     };
     // Before Ready the host is listening and reports the error; after it (create has exited),
     // the container's stderr is the only place left, as with runc.
-    if init.chan.send(&Msg::Error(err.to_string())).is_err() {
+    // A closed channel means the host gave up (e.g. its id-map write failed) and reports
+    // the cause itself: nothing to add.
+    let host_gone = matches!(err, InitError::Channel(ChannelError::Closed));
+    if init.chan.send(&Msg::Error(err.to_string())).is_err() && !host_gone {
         let _ = writeln!(
             std::io::stderr(),
             "husk: {}",
@@ -130,7 +133,6 @@ fn setup_and_exec(
     // Die with `create` until setup is done; keep other container processes from reaching our
     // memory or /proc/self/exe while we still run husk's code (CVE-2019-5736).
     sys::set_parent_death_signal(libc::SIGKILL).map_err(sys_err("prctl(PR_SET_PDEATHSIG)"))?;
-    sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
 
     // 1. We join our v1 cgroups (cheaper from here: cgroups::Manager::open_v1_tasks), the host
     //    puts us in the cgroup2 one if the clone did not and writes our id maps, then says Go.
@@ -142,6 +144,9 @@ fn setup_and_exec(
         init.chan.send(&Msg::Joined)?;
     }
     init.chan.expect(Msg::Go)?;
+    // Born non-dumpable from a non-dumpable parent, except when an unprivileged host had to
+    // write our id maps through /proc/<pid> (rootless, see create.rs): from here on always.
+    sys::set_dumpable(false).map_err(sys_err("prctl(PR_SET_DUMPABLE)"))?;
 
     // 2. Namespaces given by path (the new ones came with the clone).
     namespaces::join_all(&init.ns.join)?;
@@ -215,14 +220,19 @@ fn setup_and_exec(
     let nnp = proc_.no_new_privileges().unwrap_or(false);
     let notify = init.seccomp.as_ref().is_some_and(|p| p.listener.is_some());
     // 10. What to exec, resolved now so that a missing binary fails `create`, as in runc.
-    let Exec { path, args, env } =
-        become_process(proc_, &init.caps, &init.extra_env, true, || {
+    let Exec { path, args, env } = become_process(
+        proc_,
+        &init.caps,
+        &init.extra_env,
+        crate::userns::setgroups_allowed(),
+        || {
             if nnp {
                 Ok(())
             } else {
                 load_seccomp(init)
             }
-        })?;
+        },
+    )?;
 
     // 11. Ready: the host records the container; we wait for `start`. The death signal is
     // cleared first because `create` exits as soon as it has recorded us.
