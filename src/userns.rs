@@ -125,7 +125,7 @@ impl Maps {
     }
 }
 
-fn check(field: &str, maps: &[LinuxIdMapping]) -> Result<(), UsernsError> {
+pub(crate) fn check(field: &str, maps: &[LinuxIdMapping]) -> Result<(), UsernsError> {
     if maps.is_empty() {
         return Err(config(
             field,

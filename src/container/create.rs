@@ -82,6 +82,8 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     // User and time namespaces: validated now, applied around the clone (see userns.rs).
     let id_maps = crate::userns::Maps::from_spec(&bundle.spec)?;
     let time_offsets = crate::userns::time_offsets(&bundle.spec)?;
+    let idmap_reqs = crate::rootfs::idmap::requests(&bundle.spec, nix::unistd::geteuid().is_root())
+        .map_err(|e| ContainerError::Msg(e.to_string()))?;
     let linux = bundle.spec.linux().as_ref();
     let cgroup = cgroups::Manager::new(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
     // Compiled (or taken from the cache) before anything exists: a bad profile leaves nothing.
@@ -142,14 +144,29 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
 
     let (host_end, init_end) = channel::pair()?;
     let own_pid_ns = ns.isolates(LinuxNamespaceType::Pid);
-    let rootfs = RootfsPlan {
+    let mut rootfs = RootfsPlan {
         spec: &bundle.spec,
         rootfs: bundle.rootfs.clone(),
         bundle: bundle.dir.clone(),
         no_pivot: opts.no_pivot,
         in_user_ns: ns.isolates(LinuxNamespaceType::User),
         in_cgroup_ns: ns.isolates(LinuxNamespaceType::Cgroup),
+        idmapped: Vec::new(),
     };
+    // Idmapped bind mounts: made here, as root in the host's namespaces, and attached by the
+    // init (see rootfs/idmap.rs for why).
+    if !idmap_reqs.is_empty() {
+        use crate::rootfs::idmap::{self, ContainerUserns};
+        let msg = |e: &dyn std::fmt::Display| ContainerError::Msg(e.to_string());
+        let container = match (&id_maps, ns.joins(LinuxNamespaceType::User)) {
+            (Some(m), _) => ContainerUserns::New(m),
+            (None, Some(j)) => ContainerUserns::Joined(j.fd.as_fd()),
+            (None, None) => ContainerUserns::None,
+        };
+        let prop = rootfs.root_propagation().map_err(|e| msg(&e))?;
+        rootfs.idmapped =
+            idmap::prepare(&idmap_reqs, &bundle.dir, prop, container).map_err(|e| msg(&e))?;
+    }
 
     // A pid namespace given by path applies to children only: enter it for the clone, then
     // come back (a process may always return to its own active pid namespace).
