@@ -153,20 +153,11 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
         in_cgroup_ns: ns.isolates(LinuxNamespaceType::Cgroup),
         idmapped: Vec::new(),
     };
-    // Idmapped bind mounts: made here, as root in the host's namespaces, and attached by the
-    // init (see rootfs/idmap.rs for why).
-    if !idmap_reqs.is_empty() {
-        use crate::rootfs::idmap::{self, ContainerUserns};
-        let msg = |e: &dyn std::fmt::Display| ContainerError::Msg(e.to_string());
-        let container = match (&id_maps, ns.joins(LinuxNamespaceType::User)) {
-            (Some(m), _) => ContainerUserns::New(m),
-            (None, Some(j)) => ContainerUserns::Joined(j.fd.as_fd()),
-            (None, None) => ContainerUserns::None,
-        };
-        let prop = rootfs.root_propagation().map_err(|e| msg(&e))?;
-        rootfs.idmapped =
-            idmap::prepare(&idmap_reqs, &bundle.dir, prop, container).map_err(|e| msg(&e))?;
-    }
+    // Idmapped bind mounts: made now, on the host, attached by the init (rootfs/idmap.rs).
+    let joined_userns = ns.joins(LinuxNamespaceType::User).map(|j| j.fd.as_fd());
+    rootfs.idmapped =
+        crate::rootfs::idmap::prepare(&idmap_reqs, &rootfs, id_maps.as_ref(), joined_userns)
+            .map_err(|e| ContainerError::Msg(e.to_string()))?;
 
     // A pid namespace given by path applies to children only: enter it for the clone, then
     // come back (a process may always return to its own active pid namespace).

@@ -27,7 +27,7 @@
 //! destination inside the rootfs sees the rootfs as it was before that mount.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
@@ -35,7 +35,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use super::options::{self, MountOptions, MS_REC, MS_SLAVE};
-use super::Errtext;
+use super::{Errtext, RootfsError, RootfsPlan};
 use crate::sys::mount::{self as api, MountAttr, MOUNT_ATTR_IDMAP};
 use crate::sys::{self, Forked};
 use crate::userns::{Maps, UsernsError};
@@ -62,6 +62,8 @@ pub enum IdmapError {
     /// A mapping is malformed (names `mounts[N].uidMappings[i]`).
     #[error(transparent)]
     Maps(#[from] UsernsError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
 }
 
 /// Whose mappings an idmapped mount uses.
@@ -211,7 +213,7 @@ fn request(
 }
 
 /// The container's own user namespace, for entries without mappings.
-pub enum ContainerUserns<'a> {
+enum ContainerUserns<'a> {
     /// A new one with these mappings (made by the clone, later).
     New(&'a Maps),
     /// One joined by path (`linux.namespaces[].path`), already open.
@@ -220,14 +222,25 @@ pub enum ContainerUserns<'a> {
 }
 
 /// Host side, before the clone: one detached, idmapped tree per request, keyed by the
-/// `mounts[]` index. `bundle` resolves relative sources; `root_propagation` is
-/// `linux.rootfsPropagation` as mount flags (0: unset, then rslave, as the container's "/").
+/// `mounts[]` index. `new_maps`: the mappings of the container's new user namespace;
+/// `joined`: the user namespace it joins by path.
 pub fn prepare(
     reqs: &[Request],
-    bundle: &Path,
-    root_propagation: u64,
-    container: ContainerUserns<'_>,
+    plan: &RootfsPlan<'_>,
+    new_maps: Option<&Maps>,
+    joined: Option<BorrowedFd<'_>>,
 ) -> Result<Vec<(usize, OwnedFd)>, IdmapError> {
+    if reqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let container = match (new_maps, joined) {
+        (Some(m), _) => ContainerUserns::New(m),
+        (None, Some(fd)) => ContainerUserns::Joined(fd),
+        (None, None) => ContainerUserns::None,
+    };
+    // 0: rootfsPropagation unset (then rslave, as the container's "/").
+    let root_propagation = plan.root_propagation()?;
+    let bundle = plan.bundle.as_path();
     // One user namespace per distinct mapping.
     let mut made: Vec<(Maps, OwnedFd)> = Vec::new();
     let mut out = Vec::new();

@@ -137,7 +137,7 @@ pub struct RootfsPlan<'a> {
 
 impl RootfsPlan<'_> {
     /// `linux.rootfsPropagation` as mount(2) flags (0 when unset).
-    pub fn root_propagation(&self) -> Result<u64, RootfsError> {
+    fn root_propagation(&self) -> Result<u64, RootfsError> {
         let s = self
             .spec
             .linux()
