@@ -50,6 +50,16 @@ fn owned(dir: &Path, name: &str, uid: u32, gid: u32) -> PathBuf {
     p
 }
 
+/// tmpfs supports idmapped mounts since Linux 6.3.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let r = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = r
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0)) >= (major, minor)
+}
+
 fn skip_on_runc() -> bool {
     if is_runc() {
         eprintln!("SKIP: runc 1.1.5 has no idmapped mounts (runc 1.2 does)");
@@ -93,15 +103,21 @@ fn per_mount_mappings_map_owners_both_ways() {
         "gidMappings": [{"containerID": 1000, "hostID": BASE, "size": 1},
                         {"containerID": 2001, "hostID": BASE + 7, "size": 1}]
     }));
+    // A single file can be idmapped too.
+    b.add_mount(json!({
+        "destination": "/one", "type": "bind", "source": data.join("b"), "options": ["bind", "idmap"],
+        "uidMappings": [{"containerID": 2000, "hostID": BASE + 9, "size": 1}],
+        "gidMappings": [{"containerID": 2001, "hostID": BASE + 9, "size": 1}]
+    }));
     b.sh(
-        "stat -c '%n %u:%g' /data /data/a /data/b /data/c > /out/owners; \
+        "stat -c '%n %u:%g' /data /data/a /data/b /data/c /one > /out/owners; \
          touch /data/new && echo made > /out/touch; \
          grep ' /data ' /proc/self/mountinfo > /out/mountinfo",
     );
     rt.run_once(&b).ok();
     assert_eq!(
         b.read_out("owners"),
-        "/data 0:0\n/data/a 0:0\n/data/b 5:7\n/data/c 65534:65534\n",
+        "/data 0:0\n/data/a 0:0\n/data/b 5:7\n/data/c 65534:65534\n/one 9:9\n",
         "owners seen through the idmapped mount"
     );
     assert_eq!(b.read_out("touch"), "made\n");
@@ -220,6 +236,10 @@ fn features_report_idmap() {
 fn idmap_is_not_recursive_and_ridmap_is() {
     require_root!();
     if skip_on_runc() {
+        return;
+    }
+    if !kernel_at_least(6, 3) {
+        eprintln!("SKIP: the submount is a tmpfs, idmappable since Linux 6.3");
         return;
     }
     let rt = Runtime::new("im-rec");
@@ -377,4 +397,54 @@ fn unique_suffix(b: &Bundle) -> String {
                 .to_string()
         })
         .unwrap_or_default()
+}
+
+/// The idmapped tree is made in the host's mount namespace, where its source may be a shared
+/// mount: it must join the container as a slave (like the container's copy of every host
+/// mount), so a mount made below it inside the container never appears on the host.
+#[test]
+fn idmapped_tree_does_not_propagate_to_the_host() {
+    require_root!();
+    if skip_on_runc() {
+        return;
+    }
+    let rt = Runtime::new("im-prop");
+    let mut b = Bundle::new("im-prop");
+    let data = owned(b.path(), "shared/", 0, 0);
+    fs::create_dir(data.join("sub")).unwrap();
+    let sh = |args: &[&str]| {
+        let st = Command::new("mount").args(args).status().unwrap();
+        assert!(st.success(), "mount {args:?}");
+    };
+    let d = data.display().to_string();
+    sh(&["--bind", &d, &d]);
+    let _unmount = HostMount(data.clone());
+    sh(&["--make-shared", &d]);
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_ADMIN"));
+    }
+    let map = json!([{"containerID": 0, "hostID": 5000, "size": 10}]);
+    b.add_mount(json!({
+        "destination": "/data", "type": "bind", "source": data, "options": ["rbind", "idmap"],
+        "uidMappings": map, "gidMappings": map
+    }));
+    b.sh(
+        "mount -t tmpfs im-prop-leak /data/sub && grep ' /data ' /proc/self/mountinfo > /out/mi; \
+         grep -c im-prop-leak /proc/self/mountinfo > /out/inside; \
+         while [ ! -e /out/checked ]; do sleep 0.1; done",
+    );
+    let id = rt.id("c");
+    rt.create_and_start(&id, &b);
+    assert_eq!(b.wait_out("inside"), "1\n");
+    let mi = b.read_out("mi");
+    assert!(mi.contains("master:"), "a slave of the host's mount: {mi}");
+    let host = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let leaked = host.contains("im-prop-leak");
+    fs::write(b.out().join("checked"), "").unwrap();
+    rt.wait_status(&id, "stopped");
+    rt.delete(&id, false).ok();
+    assert!(!leaked, "the container's mount reached the host");
 }
