@@ -6,11 +6,19 @@
 //! through the init's private procfs instance (procfs.rs), so a container's rootfs that
 //! replaced or covered `/proc` cannot make the label a no-op (CVE-2019-16884, CVE-2019-19921).
 //!
+//! `linux.mountLabel` becomes `context="<label>"` in the data of the filesystems the runtime
+//! mounts that take it: tmpfs (also tmpcopyup, the cgroup v1 tmpfs and the tmpfs that masks a
+//! directory in `maskedPaths`), devpts and any other new filesystem, but not proc, sysfs,
+//! mqueue, cgroup or cgroup2, nor bind mounts (mount(2) ignores data with MS_BIND) — runc's
+//! `label.FormatMountLabel` at the same places. Like runc (1.1.5 and 1.2), it is passed
+//! whether or not SELinux is enabled: the kernel decides.
+//!
 //! Host without the LSM, as runc 1.1.5 here: a `selinuxLabel` is refused at create ("selinux
 //! label is specified in config, but selinux is disabled or not supported"); an
 //! `apparmorProfile` fails the create too (runc's write to attr/exec fails with EINVAL; husk
-//! says why first). A `mountLabel` without SELinux fails as well (runc's tmpfs mount with
-//! `context=` fails with EINVAL).
+//! says why first). A `mountLabel` is not refused: the first mount that gets `context=` fails
+//! with EINVAL as with runc (husk's error adds that SELinux is off), and a config whose
+//! mounts take no label (only binds, proc, sysfs, mqueue) runs, as with runc.
 
 use std::path::{Path, PathBuf};
 
@@ -75,14 +83,6 @@ impl Labels {
                         .into(),
             });
         }
-        if self.mount.is_some() && !host.selinux {
-            return Err(LsmError::Config {
-                field: "linux.mountLabel",
-                msg:
-                    "a mount label is specified in config, but selinux is disabled or not supported"
-                        .into(),
-            });
-        }
         if self.apparmor.is_some() && !host.apparmor {
             return Err(LsmError::Config {
                 field: "process.apparmorProfile",
@@ -110,13 +110,36 @@ impl Labels {
         w
     }
 
-    /// The mount option that labels a filesystem (for tmpfs, devpts, mqueue...). Not yet
-    /// passed by rootfs/ (an SELinux host is needed to test it; without one, create refuses
-    /// a mountLabel in `check`).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// The mount option that labels a filesystem: `context="<label>"`, the label quoted as
+    /// Go's `%q` does (runc's `label.FormatMountLabel`), so it survives the commas of an MLS
+    /// range ("s0:c1,c2") in the comma-separated mount data.
     pub fn mount_option(&self) -> Option<String> {
-        self.mount.as_ref().map(|l| format!("context=\"{l}\""))
+        self.mount
+            .as_ref()
+            .map(|l| format!("context={}", go_quote(l)))
     }
+}
+
+/// A string quoted like Go's `strconv.Quote` for the characters a label can hold: `"` and
+/// `\` escaped, control characters as escapes.
+fn go_quote(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            '\r' => q.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                q.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
 }
 
 /// Validate at create.
@@ -219,12 +242,19 @@ mod tests {
             e.starts_with("process.selinuxLabel: selinux label is specified"),
             "{e}"
         );
+        // A mountLabel alone is never refused: the kernel decides, as with runc.
+        let only_mount = Labels {
+            mount: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(only_mount.check(none).is_ok());
         let only_aa = Labels {
             apparmor: Some("p".into()),
             ..Default::default()
         };
         let e = only_aa.check(none).unwrap_err().to_string();
         assert!(e.starts_with("process.apparmorProfile:"), "{e}");
+        assert_eq!(go_quote("a\"b\\c\n\u{1}"), r#""a\"b\\c\n\x01""#);
         // Empty strings mean "not set", as in runc.
         let s = spec(serde_json::json!({"process": {"apparmorProfile": "", "selinuxLabel": ""}}));
         assert_eq!(Labels::from_spec(&s), Labels::default());

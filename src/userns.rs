@@ -211,7 +211,7 @@ pub fn check_rootless(spec: &Spec) -> Result<(), UsernsError> {
     Ok(())
 }
 
-fn check(field: &str, maps: &[LinuxIdMapping]) -> Result<(), UsernsError> {
+pub(crate) fn check(field: &str, maps: &[LinuxIdMapping]) -> Result<(), UsernsError> {
     if maps.is_empty() {
         return Err(config(
             field,

@@ -86,6 +86,11 @@ fn bad_inputs() {
             out.stderr.trim()
         );
 
+        if is_runc() && case.join("runc-lacks").exists() {
+            // runc 1.1.5 predates the feature and ignores its fields: nothing to compare.
+            rt.delete(&id, true).ok();
+            continue;
+        }
         if is_runc() && case.join("runc-accepts").exists() {
             // runc takes it (with a warning naming the problem); husk refuses it.
             if !out.success() {

@@ -83,6 +83,8 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
     crate::userns::check_rootless(&bundle.spec)?;
     let id_maps = crate::userns::Maps::from_spec(&bundle.spec)?;
     let time_offsets = crate::userns::time_offsets(&bundle.spec)?;
+    let idmap_reqs = crate::rootfs::idmap::requests(&bundle.spec, nix::unistd::geteuid().is_root())
+        .map_err(|e| ContainerError::Msg(e.to_string()))?;
     let linux = bundle.spec.linux().as_ref();
     let cgroup = cgroups::Manager::new(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
     // Compiled (or taken from the cache) before anything exists: a bad profile leaves nothing.
@@ -143,14 +145,20 @@ pub fn create(root: &Path, id: &str, opts: &CreateOpts) -> Result<Created, Conta
 
     let (host_end, init_end) = channel::pair()?;
     let own_pid_ns = ns.isolates(LinuxNamespaceType::Pid);
-    let rootfs = RootfsPlan {
+    let mut rootfs = RootfsPlan {
         spec: &bundle.spec,
         rootfs: bundle.rootfs.clone(),
         bundle: bundle.dir.clone(),
         no_pivot: opts.no_pivot,
         in_user_ns: ns.isolates(LinuxNamespaceType::User),
         in_cgroup_ns: ns.isolates(LinuxNamespaceType::Cgroup),
+        idmapped: Vec::new(),
     };
+    // Idmapped bind mounts: made now, on the host, attached by the init (rootfs/idmap.rs).
+    let joined_userns = ns.joins(LinuxNamespaceType::User).map(|j| j.fd.as_fd());
+    rootfs.idmapped =
+        crate::rootfs::idmap::prepare(&idmap_reqs, &rootfs, id_maps.as_ref(), joined_userns)
+            .map_err(|e| ContainerError::Msg(e.to_string()))?;
 
     // A pid namespace given by path applies to children only: enter it for the clone, then
     // come back (a process may always return to its own active pid namespace).

@@ -191,7 +191,8 @@ fn mask_tmpfs(plan: &RootfsPlan) -> Result<OwnedFd, Errno> {
         .as_ref()
         .and_then(|l| l.mount_label().as_deref())
     {
-        if !label.is_empty() && super::mounts::selinux_enabled() {
+        // Passed whether or not SELinux is on, as runc's maskPath does (see lsm.rs).
+        if !label.is_empty() {
             api::fsconfig_string(fs.as_fd(), "context", label)?;
         }
     }

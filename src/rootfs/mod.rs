@@ -17,6 +17,7 @@
 mod cgroup;
 mod dev;
 mod finish;
+pub mod idmap;
 mod mounts;
 mod options;
 mod path;
@@ -130,6 +131,8 @@ pub struct RootfsPlan<'a> {
     pub in_user_ns: bool,
     /// The container has its own cgroup namespace.
     pub in_cgroup_ns: bool,
+    /// Detached idmapped trees made by the host side (`idmap::prepare`), by `mounts[]` index.
+    pub idmapped: Vec<(usize, OwnedFd)>,
 }
 
 impl RootfsPlan<'_> {

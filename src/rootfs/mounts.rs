@@ -67,7 +67,7 @@ pub struct Ctx<'a> {
     root_id: (u64, u64),
     /// The host's procfs (we are still in the host's root), checked with fstatfs.
     pub proc: OwnedFd,
-    /// `context="<linux.mountLabel>"` when SELinux is on.
+    /// `context="<linux.mountLabel>"` (lsm.rs), for the filesystems that take it.
     label: Option<String>,
     /// Lazily: is the host's /sys/fs/cgroup cgroup2?
     pub cgroup2: Option<bool>,
@@ -98,13 +98,8 @@ impl<'a> Ctx<'a> {
                 msg: "the host's /proc is not a procfs".into(),
             });
         }
-        let label = plan
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.mount_label().clone())
-            .filter(|l| !l.is_empty() && selinux_enabled())
-            .map(|l| format!("context=\"{l}\""));
+        // As runc: passed whether or not SELinux is on (see lsm.rs); the kernel decides.
+        let label = crate::lsm::Labels::from_spec(plan.spec).mount_option();
         Ok(Ctx {
             plan,
             root,
@@ -132,8 +127,12 @@ impl<'a> Ctx<'a> {
             fstype: fstype.clone(),
             dest: dest.display().to_string(),
         };
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() || opts.idmap {
-            return Err(ex.invalid("idmapped mounts are not supported"));
+        // Idmapped: the host side made the detached, idmapped tree (idmap.rs); attach it.
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() || opts.idmap.is_some() {
+            let Some((_, tree)) = self.plan.idmapped.iter().find(|(i, _)| *i == index) else {
+                return Err(ex.invalid("internal error: the idmapped tree was not prepared"));
+            };
+            return self.bind_tree(&ex, dest, tree.as_fd(), Some(tree.as_fd()), &opts);
         }
         let source = m.source().as_deref();
         if opts.flags & MS_REMOUNT != 0 {
@@ -168,6 +167,19 @@ impl<'a> Ctx<'a> {
         src: BorrowedFd<'_>,
         opts: &MountOptions,
     ) -> Result<(), RootfsError> {
+        self.bind_tree(ex, dest, src, None, opts)
+    }
+
+    /// [`Ctx::bind`], attaching `prepared` (an already detached copy of `src`, e.g. an
+    /// idmapped one) instead of cloning `src` when it is given.
+    fn bind_tree(
+        &self,
+        ex: &Ectx,
+        dest: &Path,
+        src: BorrowedFd<'_>,
+        prepared: Option<BorrowedFd<'_>>,
+        opts: &MountOptions,
+    ) -> Result<(), RootfsError> {
         let st = fstat(src).map_err(ex.err("fstat source"))?;
         let create = if is_dir(&st) {
             Create::Dir
@@ -178,16 +190,24 @@ impl<'a> Ctx<'a> {
             .map_err(ex.err(format!("open mountpoint {}", dest.display())))?;
         self.check_target(ex, dest, target.as_fd(), "bind", Some(src))?;
 
-        let tree = api::clone_tree(src, opts.flags & MS_REC != 0).map_err(ex.err("open_tree"))?;
+        let cloned;
+        let tree = match prepared {
+            Some(t) => t,
+            None => {
+                cloned =
+                    api::clone_tree(src, opts.flags & MS_REC != 0).map_err(ex.err("open_tree"))?;
+                cloned.as_fd()
+            }
+        };
         if opts.bind_needs_remount() {
-            set_bind_flags(ex, tree.as_fd(), opts.flags, opts.cleared)?;
+            set_bind_flags(ex, tree, opts.flags, opts.cleared)?;
         }
         if let Some(attr) = &opts.rec_attr {
-            api::mount_setattr(tree.as_fd(), true, attr)
+            api::mount_setattr(tree, true, attr)
                 .map_err(ex.err("mount_setattr (recursive options)"))?;
         }
-        api::move_mount(tree.as_fd(), target.as_fd()).map_err(ex.err("move_mount"))?;
-        set_propagation(ex, tree.as_fd(), &opts.propagation)
+        api::move_mount(tree, target.as_fd()).map_err(ex.err("move_mount"))?;
+        set_propagation(ex, tree, &opts.propagation)
     }
 
     /// Mount a new filesystem of `fstype` on `dest` (a directory, created if missing).
@@ -233,14 +253,13 @@ impl<'a> Ctx<'a> {
                 format!("{mode},{data}")
             };
         }
-        if let Some(label) = &self.label {
-            if !special && fstype != "mqueue" {
-                data = if data.is_empty() {
-                    label.clone()
-                } else {
-                    format!("{data},{label}")
-                };
-            }
+        let labelled = takes_label(fstype) && self.label.is_some();
+        if let (true, Some(label)) = (labelled, &self.label) {
+            data = if data.is_empty() {
+                label.clone()
+            } else {
+                format!("{data},{label}")
+            };
         }
         let mut flags = opts.flags & !(MS_REC | MS_BIND | MS_REMOUNT);
         // /dev and tmpfs mounts stay writable until `finish`: files and mountpoints are still to
@@ -276,6 +295,12 @@ impl<'a> Ctx<'a> {
                     fstype: fstype.to_string(),
                     dest: ex.dest.clone(),
                 });
+            }
+            if e == Errno::EINVAL && labelled && !selinux_enabled() {
+                return Err(ex.err(
+                    "mount (its data has context= from linux.mountLabel, but SELinux is not \
+                     enabled on this host)",
+                )(e));
             }
             return Err(ex.err("mount")(e));
         }
@@ -454,6 +479,13 @@ fn fd_path(fd: BorrowedFd<'_>) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
+/// Does `linux.mountLabel` go into this new filesystem's data? Everything runc labels with
+/// `label.FormatMountLabel`: not proc and sysfs (no labels there), nor mqueue and the cgroup
+/// filesystems (runc mounts them without it).
+pub fn takes_label(fstype: &str) -> bool {
+    !matches!(fstype, "proc" | "sysfs" | "mqueue" | "cgroup" | "cgroup2")
+}
+
 fn is_dir(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
 }
@@ -585,4 +617,17 @@ fn copy_tree(src: OwnedFd, dst: BorrowedFd<'_>) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn which_filesystems_take_the_mount_label() {
+        for fs in ["tmpfs", "devpts", "overlay", "ext4"] {
+            assert!(super::takes_label(fs), "{fs}");
+        }
+        for fs in ["proc", "sysfs", "mqueue", "cgroup", "cgroup2"] {
+            assert!(!super::takes_label(fs), "{fs}");
+        }
+    }
 }

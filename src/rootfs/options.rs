@@ -143,8 +143,8 @@ pub struct MountOptions {
     pub rec_attr: Option<MountAttr>,
     /// runc's `tmpcopyup` extension.
     pub tmpcopyup: bool,
-    /// "idmap" / "ridmap" were given.
-    pub idmap: bool,
+    /// "idmap" (`Some(false)`) or "ridmap" (`Some(true)`, recursive): the last one given.
+    pub idmap: Option<bool>,
     /// Everything else: filesystem data, comma-joined as given.
     pub data: Vec<String>,
 }
@@ -180,7 +180,8 @@ impl MountOptions {
             } else if o == "tmpcopyup" {
                 m.tmpcopyup = true;
             } else if o == "idmap" || o == "ridmap" {
-                m.idmap = true;
+                // Never filesystem data: the mapping is applied with mount_setattr (idmap.rs).
+                m.idmap = Some(o == "ridmap");
             } else if o == "defaults" || o.is_empty() {
                 // mount(8) noise: nothing to set, and no filesystem wants it as data.
             } else {
@@ -378,9 +379,17 @@ mod tests {
     fn extensions_and_noise() {
         let m = MountOptions::parse(&["tmpcopyup", "defaults", "", "idmap", "context=\"a,b\""]);
         assert!(m.tmpcopyup);
-        assert!(m.idmap);
+        assert_eq!(m.idmap, Some(false));
         assert_eq!(m.data, vec!["context=\"a,b\"".to_string()]);
         assert_eq!(m.flags, 0);
+    }
+
+    #[test]
+    fn idmap_options_last_wins() {
+        assert_eq!(MountOptions::parse(&["rbind", "ridmap"]).idmap, Some(true));
+        assert_eq!(MountOptions::parse(&["ridmap", "idmap"]).idmap, Some(false));
+        assert_eq!(MountOptions::parse(&["rbind"]).idmap, None);
+        assert!(MountOptions::parse(&["idmap"]).data.is_empty());
     }
 
     #[test]

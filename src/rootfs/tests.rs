@@ -166,6 +166,7 @@ fn plan<'a>(spec: &'a Spec, bundle: &Bundle) -> RootfsPlan<'a> {
         no_pivot: false,
         in_user_ns: false,
         in_cgroup_ns: false,
+        idmapped: Vec::new(),
     }
 }
 

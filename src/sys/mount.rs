@@ -30,6 +30,8 @@ pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+/// Idmap the mount with the user namespace in `MountAttr::userns_fd` (Linux 5.12).
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// The kernel's `struct mount_attr` (linux/mount.h), MOUNT_ATTR_SIZE_VER0.
 #[repr(C)]
